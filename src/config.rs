@@ -1,0 +1,213 @@
+//! Configuration: the command line and `HITCOUNTER_*` environment (clap), validated into
+//! the settings the server runs with.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::badge::{MissingCount, Template};
+
+/// A self-hosted page-view counter: every view of a page bumps a durable count, served as an SVG
+/// badge or as plain text.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about, max_term_width = 100)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "HITCOUNTER_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Directory of the sled database; created if missing (systemd passes its StateDirectory).
+    #[arg(long, env = "HITCOUNTER_DATA_DIR", default_value = "./hitcounter-data")]
+    pub data_dir: PathBuf,
+
+    /// How often counted hits are written to disk and made durable, in milliseconds. A crash
+    /// (kill -9, power loss) loses at most about this much; a clean stop loses nothing.
+    #[arg(long, env = "HITCOUNTER_FLUSH_INTERVAL_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub flush_interval_ms: u64,
+
+    /// How many URLs the in-memory front cache holds. When it is full of unflushed counts, hits
+    /// are written straight to the store, so memory stays bounded and no hit is dropped.
+    #[arg(long, env = "HITCOUNTER_CACHE_CAPACITY", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub cache_capacity: u64,
+
+    /// Anti-refresh window in seconds: after a counted hit, the same browser does not count again
+    /// for that URL until the window has passed. 0 turns the feature (and its cookie) off.
+    #[arg(long, env = "HITCOUNTER_COOKIE_WINDOW_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    pub cookie_window_secs: u64,
+
+    /// Length of the random part of the anti-refresh cookie value ([0-9A-Za-z]).
+    #[arg(long, env = "HITCOUNTER_COOKIE_VALUE_LENGTH", default_value_t = 12,
+          value_parser = clap::value_parser!(u64).range(1..=128))]
+    pub cookie_value_length: u64,
+
+    /// When the cookie gets `SameSite=None; Secure`: `auto` when the request came over HTTPS
+    /// (seen through `X-Forwarded-Proto` with --trust-proxy), `always`, or `never`.
+    #[arg(long, env = "HITCOUNTER_COOKIE_SECURE", value_enum, default_value_t = CookieSecure::Auto)]
+    pub cookie_secure: CookieSecure,
+
+    /// Trust the `X-Forwarded-Proto` and `Forwarded` headers of a reverse proxy in front.
+    #[arg(long, env = "HITCOUNTER_TRUST_PROXY")]
+    pub trust_proxy: bool,
+
+    /// An SVG file to serve instead of the default badge; `{count}` is replaced by the count and
+    /// `{url}` by the counted key.
+    #[arg(long, env = "HITCOUNTER_SVG_TEMPLATE")]
+    pub svg_template: Option<PathBuf>,
+
+    /// Longest target URL accepted, in bytes.
+    #[arg(long, env = "HITCOUNTER_MAX_URL_LENGTH", default_value_t = 2048,
+          value_parser = clap::value_parser!(u64).range(16..=65_536))]
+    pub max_url_length: u64,
+
+    /// On shutdown, how long in-flight requests may take to finish before the final flush, in
+    /// seconds.
+    #[arg(long, env = "HITCOUNTER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_timeout_secs: u64,
+}
+
+/// When anti-refresh cookies are marked `Secure` (and so may be `SameSite=None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CookieSecure {
+    /// Secure when the request came over HTTPS.
+    Auto,
+    /// Always Secure (the server is only ever reached over HTTPS).
+    Always,
+    /// Never Secure (plain HTTP only).
+    Never,
+}
+
+/// Settings the server runs with, checked and loaded from a [`Config`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// See [`Config::data_dir`].
+    pub data_dir: PathBuf,
+    /// See [`Config::flush_interval_ms`].
+    pub flush_interval: Duration,
+    /// See [`Config::cache_capacity`].
+    pub cache_capacity: usize,
+    /// See [`Config::cookie_window_secs`].
+    pub cookie_window_secs: u64,
+    /// See [`Config::cookie_value_length`].
+    pub cookie_value_length: usize,
+    /// See [`Config::cookie_secure`].
+    pub cookie_secure: CookieSecure,
+    /// See [`Config::trust_proxy`].
+    pub trust_proxy: bool,
+    /// The loaded template of [`Config::svg_template`].
+    pub svg_template: Option<Template>,
+    /// See [`Config::max_url_length`].
+    pub max_url_length: usize,
+    /// See [`Config::shutdown_timeout_secs`].
+    pub shutdown_timeout: Duration,
+}
+
+/// A configuration that cannot be used; each message is one sentence naming the culprit.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The template file cannot be read.
+    #[error("cannot read the SVG template {}: {source}", path.display())]
+    TemplateUnreadable {
+        /// The template path.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The template lacks `{count}`.
+    #[error("the SVG template {} does not contain {{count}}", path.display())]
+    TemplateWithoutCount {
+        /// The template path.
+        path: PathBuf,
+    },
+}
+
+impl Config {
+    /// Checks the configuration and loads the files it names.
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let svg_template = match self.svg_template {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| {
+                    ConfigError::TemplateUnreadable {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                Some(
+                    Template::new(text)
+                        .map_err(|MissingCount| ConfigError::TemplateWithoutCount { path })?,
+                )
+            }
+        };
+        // The ranges above bound these, so the conversions cannot saturate on 64-bit targets.
+        let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        Ok(Settings {
+            data_dir: self.data_dir,
+            flush_interval: Duration::from_millis(self.flush_interval_ms),
+            cache_capacity: to_usize(self.cache_capacity),
+            cookie_window_secs: self.cookie_window_secs,
+            cookie_value_length: to_usize(self.cookie_value_length),
+            cookie_secure: self.cookie_secure,
+            trust_proxy: self.trust_proxy,
+            svg_template,
+            max_url_length: to_usize(self.max_url_length),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Config::command().debug_assert();
+    }
+
+    #[test]
+    fn every_argument_has_help_and_an_env_var() {
+        for arg in Config::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            assert!(arg.get_help().is_some(), "--{id} has no help");
+            let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or_default();
+            assert_eq!(env, format!("HITCOUNTER_{}", id.to_uppercase()), "--{id}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() -> Result<(), Box<dyn std::error::Error>> {
+        let settings = Config::try_parse_from(["hitcounter"])?.validate()?;
+        assert_eq!(settings.flush_interval, Duration::from_millis(1000));
+        assert_eq!(settings.cache_capacity, 100_000);
+        assert_eq!(settings.cookie_window_secs, 60);
+        assert_eq!(settings.cookie_value_length, 12);
+        assert_eq!(settings.max_url_length, 2048);
+        assert_eq!(settings.data_dir, PathBuf::from("./hitcounter-data"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_template_without_count_is_refused_naming_the_file()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let file = tempfile::NamedTempFile::new()?;
+        std::fs::write(file.path(), "<svg>{url}</svg>")?;
+        let path = file.path().to_string_lossy().into_owned();
+        let err = Config::try_parse_from(["hitcounter", "--svg-template", &path])?
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains(&path) && err.contains("{count}"), "{err}");
+        Ok(())
+    }
+}

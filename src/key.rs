@@ -1,0 +1,185 @@
+//! Target URL → storage key: normalisation and validation (pure, no I/O).
+//!
+//! One page gives one key: the scheme, default ports, user info, query, fragment and trailing
+//! slashes are dropped, the host is case-folded and IDNA-encoded (punycode), the path keeps its
+//! case. Normalising a key again gives the same key.
+
+use url::Url;
+
+/// Why a target cannot become a key. Each message is a short plain reason for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The target (or the key it gives) is longer than the configured limit.
+    #[error("url is longer than {max} bytes")]
+    TooLong {
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// The target contains control characters (tabs, newlines, NUL, DEL, ...).
+    #[error("url contains control characters")]
+    ControlCharacters,
+    /// The target has no host, e.g. it is empty or only a path.
+    #[error("url has no host")]
+    NoHost,
+    /// The target names a scheme other than http or https.
+    #[error("url scheme must be http or https")]
+    Scheme,
+    /// The URL parser refused the target (bad host characters, bad port, ...).
+    #[error("url is not valid: {0}")]
+    Invalid(url::ParseError),
+}
+
+/// Normalises a target URL (as given in `?url=` or a Referer) into its storage key.
+///
+/// `max_len` bounds both the input and the resulting key, in bytes.
+pub fn normalise(target: &str, max_len: usize) -> Result<String, KeyError> {
+    if target.len() > max_len {
+        return Err(KeyError::TooLong { max: max_len });
+    }
+    if target.chars().any(char::is_control) {
+        return Err(KeyError::ControlCharacters);
+    }
+    let rest = strip_scheme(target.trim_matches(' '))?;
+    if rest.is_empty() || rest.starts_with(['/', '\\', '?', '#']) {
+        return Err(KeyError::NoHost);
+    }
+    // Every target is parsed as http: the scheme is not part of the key, and WHATWG parsing of a
+    // special scheme gives us IDNA, case folding, dot-segment removal and percent-encoding.
+    let url = Url::parse(&format!("http://{rest}")).map_err(KeyError::Invalid)?;
+    let host = url.host_str().ok_or(KeyError::NoHost)?;
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() {
+        return Err(KeyError::NoHost);
+    }
+    let path = url.path().trim_end_matches('/');
+    let mut key = String::with_capacity(host.len() + path.len() + 6);
+    key.push_str(host);
+    // Port 80 is already dropped by the parser; 443 is https's default and the scheme is gone.
+    if let Some(port) = url.port().filter(|&p| p != 443) {
+        key.push(':');
+        key.push_str(&port.to_string());
+    }
+    key.push_str(path);
+    if key.len() > max_len {
+        return Err(KeyError::TooLong { max: max_len });
+    }
+    Ok(key)
+}
+
+/// Removes a leading `scheme://` (or `//`), refusing schemes other than http and https.
+fn strip_scheme(target: &str) -> Result<&str, KeyError> {
+    if let Some(rest) = target.strip_prefix("//") {
+        return Ok(rest);
+    }
+    let Some((scheme, rest)) = target.split_once("://") else {
+        return Ok(target);
+    };
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !is_scheme {
+        // "://" inside a path or query, e.g. "example.com/?next=https://x": no scheme given.
+        return Ok(target);
+    }
+    if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+        Ok(rest)
+    } else {
+        Err(KeyError::Scheme)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(target: &str) -> String {
+        match normalise(target, 2048) {
+            Ok(key) => key,
+            Err(err) => panic!("{target:?} was refused: {err}"),
+        }
+    }
+
+    #[test]
+    fn the_normalisation_table_holds() {
+        let table = [
+            ("https://Example.COM/Blog/", "example.com/Blog"),
+            ("http://example.com:80/blog?utm=x#top", "example.com/blog"),
+            ("https://example.com:443/blog", "example.com/blog"),
+            ("example.com", "example.com"),
+            ("example.com/", "example.com"),
+            ("https://example.com/", "example.com"),
+            ("www.example.com", "www.example.com"),
+            ("https://user:pw@example.com/a", "example.com/a"),
+            ("localhost:8080/x", "localhost:8080/x"),
+            ("http://127.0.0.1:3000/", "127.0.0.1:3000"),
+            ("HTTPS://example.com/a//", "example.com/a"),
+            ("//example.com/a", "example.com/a"),
+            ("example.com./a", "example.com/a"),
+            ("http://[::1]:8080/x", "[::1]:8080/x"),
+            ("example.com/a/../b", "example.com/b"),
+            ("example.com/?next=https://evil.test/", "example.com"),
+            ("  example.com/a  ", "example.com/a"),
+        ];
+        for (target, want) in table {
+            assert_eq!(key(target), want, "normalising {target:?}");
+        }
+    }
+
+    #[test]
+    fn unicode_and_punycode_hosts_give_one_key() {
+        let unicode = key("https://Bücher.example/straße");
+        let punycode = key("xn--bcher-kva.example/stra%C3%9Fe");
+        assert_eq!(unicode, punycode);
+        assert_eq!(unicode, "xn--bcher-kva.example/stra%C3%9Fe");
+    }
+
+    #[test]
+    fn normalising_a_key_again_gives_the_same_key() {
+        for target in [
+            "https://Example.COM/Blog/",
+            "https://Bücher.example/a b/ü?x#y",
+            "http://[::1]:8080/x/",
+            "example.com//a//",
+            "localhost:8080/x",
+        ] {
+            let once = key(target);
+            assert_eq!(key(&once), once, "re-normalising {once:?}");
+        }
+    }
+
+    #[test]
+    fn bad_targets_are_refused_with_a_reason() {
+        let cases = [
+            ("", KeyError::NoHost),
+            ("   ", KeyError::NoHost),
+            ("/just/a/path", KeyError::NoHost),
+            ("https://", KeyError::NoHost),
+            ("http:///x", KeyError::NoHost),
+            ("exa\tmple.com", KeyError::ControlCharacters),
+            ("example.com/\n", KeyError::ControlCharacters),
+            ("ftp://example.com/x", KeyError::Scheme),
+            ("javascript://alert(1)", KeyError::Scheme),
+        ];
+        for (target, want) in cases {
+            assert_eq!(normalise(target, 2048), Err(want), "target {target:?}");
+        }
+        assert!(matches!(
+            normalise("exa mple.com/x", 2048),
+            Err(KeyError::Invalid(_))
+        ));
+        assert!(matches!(
+            normalise("example.com:99999/", 2048),
+            Err(KeyError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn length_is_bounded_for_input_and_key() {
+        let long = format!("example.com/{}", "a".repeat(100));
+        assert_eq!(normalise(&long, 50), Err(KeyError::TooLong { max: 50 }));
+        // Percent-encoding can grow a short input past the limit: the key is checked too.
+        let spaces = format!("example.com/a{}b", " ".repeat(30));
+        assert_eq!(normalise(&spaces, 50), Err(KeyError::TooLong { max: 50 }));
+    }
+}

@@ -1,0 +1,32 @@
+//! hitcounter: a self-hosted page-view counter. Every view of a page bumps a durable count, served
+//! as an SVG badge (`/count/tag.svg`) or as text (`/count`); `/nocount` reads without counting.
+//!
+//! # Layout
+//! Data flows one way: request → [`routes`] → [`key`] → [`counter`] ([`cache`] → [`store`]) →
+//! [`badge`] → reply.
+//! - [`config`]: the command line and environment, validated into settings.
+//! - [`server`]: [`run`], the lifecycle: store, flusher, serving, graceful shutdown.
+//! - [`routes`]: the warp filters, one per endpoint; [`web`]: the embedded tool page.
+//! - [`error`]: the request error enum and its mapping to replies.
+//! - [`key`] (pure): URL → key normalisation.
+//! - [`badge`] (pure): SVG rendering.
+//! - [`cookie`] (pure): anti-refresh cookie names and signed values.
+//! - [`cache`]: the bounded DashMap front cache; [`store`]: sled; [`counter`]: both, and the
+//!   flusher task.
+
+#![warn(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod badge;
+pub mod cache;
+pub mod config;
+pub mod cookie;
+pub mod counter;
+pub mod error;
+pub mod key;
+pub mod routes;
+pub mod server;
+pub mod store;
+pub mod web;
+
+pub use config::Config;
+pub use server::{RunError, run};

@@ -1,0 +1,58 @@
+//! The hitcounter binary: parse the configuration, set up logging, bind, and run the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use hitcounter::Config;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// Logging when `RUST_LOG` is unset: our own events at info; warp's per-request trace lines (one
+/// warning per 4xx from every bot) only when asked for.
+const DEFAULT_LOG: &str = "info,warp::filters::trace=error";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
+        )
+        .init();
+    let listener = match TcpListener::bind(config.bind).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("hitcounter: cannot listen on {}: {err}", config.bind);
+            return ExitCode::FAILURE;
+        }
+    };
+    match hitcounter::run(config, listener, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hitcounter: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what systemd sends on stop).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut sigterm = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        Ok(signal) => signal,
+        Err(err) => {
+            eprintln!(
+                "hitcounter: cannot listen for SIGTERM ({err}); only Ctrl-C stops gracefully"
+            );
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = sigterm.recv() => {}
+    }
+}

@@ -1,0 +1,92 @@
+//! The server's lifecycle: open the store, start the flusher, serve until the shutdown future
+//! resolves, let in-flight requests finish, then a final flush that is awaited.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::config::{Config, ConfigError};
+use crate::cookie::AntiRefresh;
+use crate::counter::{Counter, spawn_flusher};
+use crate::routes::{self, App};
+use crate::store::{OpenError, Store, StoreError};
+
+/// Why the server could not start, or could not stop cleanly. One sentence each.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory cannot be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The store failed at start-up or in the final flush.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The listener has no local address.
+    #[error("cannot read the listening address: {0}")]
+    Listener(std::io::Error),
+}
+
+/// Serves hitcounter on `listener` until `shutdown` resolves, then drains and flushes.
+///
+/// Returns once every counted hit is durable; an error means the server could not start, or
+/// the final flush failed.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let settings = config.validate()?;
+    let store = Store::open(&settings.data_dir)?;
+    let cookies = AntiRefresh::new(
+        store.cookie_secret()?,
+        settings.cookie_window_secs,
+        settings.cookie_value_length,
+    );
+    let counter = Arc::new(Counter::new(store, settings.cache_capacity));
+    let (stop_flusher, flusher_stop) = watch::channel(false);
+    let flusher = spawn_flusher(Arc::clone(&counter), settings.flush_interval, flusher_stop);
+
+    let address = listener.local_addr().map_err(RunError::Listener)?;
+    tracing::info!(
+        %address,
+        data_dir = %settings.data_dir.display(),
+        "hitcounter listening on http://{address}"
+    );
+    let grace = settings.shutdown_timeout;
+    let app = Arc::new(App {
+        counter,
+        cookies,
+        settings,
+    });
+
+    let shutting_down = Arc::new(Notify::new());
+    let signal = {
+        let shutting_down = Arc::clone(&shutting_down);
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            shutting_down.notify_one();
+        }
+    };
+    let serve = warp::serve(routes::routes(app))
+        .incoming(listener)
+        .graceful(signal)
+        .run();
+    tokio::select! {
+        () = serve => {}
+        () = async { shutting_down.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
+        }
+    }
+
+    // The flusher's last act is the final flush; its result is the run's result.
+    let _ = stop_flusher.send(true);
+    match flusher.await {
+        Ok(report) => report.map(|_| ()).map_err(RunError::Store),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}

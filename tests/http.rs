@@ -1,0 +1,833 @@
+//! The HTTP interface of a real server (the library's `run`) on a loopback port 0, driven by a
+//! real HTTP client, over a real sled directory.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use hitcounter::store::Store;
+use hitcounter::{Config, RunError};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+/// Request headers as (name, value) pairs.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
+/// A server started through `hitcounter::run` on 127.0.0.1:0.
+struct TestServer {
+    base: String,
+    data_dir: PathBuf,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), RunError>>,
+    client: reqwest::Client,
+}
+
+impl TestServer {
+    async fn start(
+        data_dir: &Path,
+        extra: &[&str],
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let data = data_dir.to_string_lossy().into_owned();
+        let mut args = vec![
+            "hitcounter",
+            "--data-dir",
+            &data,
+            "--flush-interval-ms",
+            "50",
+        ];
+        args.extend_from_slice(extra);
+        let config = Config::try_parse_from(args)?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(hitcounter::run(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            base,
+            data_dir: data_dir.to_path_buf(),
+            stop,
+            task,
+            client: reqwest::Client::new(),
+        })
+    }
+
+    /// Stops the server through its shutdown future and waits for the final flush.
+    async fn stop(self) -> TestResult {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task).await???;
+        Ok(())
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Result<reqwest::Response> {
+        self.request(Method::GET, path, &[]).await
+    }
+
+    /// The body of a GET as text, asserting a 200.
+    async fn text(&self, path: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        let response = self.get(path).await?;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        Ok(response.text().await?)
+    }
+
+    /// The count of `url` as `/nocount` reports it.
+    async fn count_of(&self, url: &str) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self
+            .text(&format!("/nocount?url={}", encode(url)))
+            .await?
+            .parse()?)
+    }
+}
+
+fn encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The `name=value` part of a response's Set-Cookie, if any.
+fn cookie_of(response: &reqwest::Response) -> Option<String> {
+    let set = response.headers().get("set-cookie")?.to_str().ok()?;
+    Some(set.split(';').next()?.to_owned())
+}
+
+fn assert_common_headers(headers: &HeaderMap, what: &str) {
+    assert_eq!(
+        header(headers, "cache-control"),
+        "no-cache, no-store, must-revalidate, max-age=0",
+        "{what}"
+    );
+    assert_eq!(header(headers, "pragma"), "no-cache", "{what}");
+    assert_eq!(header(headers, "expires"), "0", "{what}");
+    assert_eq!(header(headers, "vary"), "Origin", "{what}");
+    assert_eq!(
+        header(headers, "access-control-allow-origin"),
+        "*",
+        "{what}"
+    );
+    assert!(
+        headers.get("access-control-allow-credentials").is_none(),
+        "{what}"
+    );
+}
+
+fn assert_well_formed_svg(body: &str) {
+    let doc = roxmltree::Document::parse(body).unwrap_or_else(|e| panic!("not XML ({e}): {body}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+}
+
+#[tokio::test]
+async fn every_route_answers_with_its_type_body_and_headers() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path(), &[]).await?;
+
+    let first = server.get("/count?url=example.com").await?;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(
+        header(first.headers(), "content-type"),
+        "text/plain; charset=utf-8"
+    );
+    assert_common_headers(first.headers(), "/count");
+    assert!(
+        first.headers().get("set-cookie").is_some(),
+        "a counted hit sets the cookie"
+    );
+    assert_eq!(
+        first.text().await?,
+        "1",
+        "the first hit of a new target is 1"
+    );
+
+    let nocount = server.get("/nocount?url=example.com").await?;
+    assert_eq!(
+        header(nocount.headers(), "content-type"),
+        "text/plain; charset=utf-8"
+    );
+    assert_common_headers(nocount.headers(), "/nocount");
+    assert!(
+        nocount.headers().get("set-cookie").is_none(),
+        "/nocount never sets a cookie"
+    );
+    assert_eq!(nocount.text().await?, "1");
+
+    let svg = server.get("/count/tag.svg?url=example.com").await?;
+    assert_eq!(svg.status(), StatusCode::OK);
+    assert_eq!(header(svg.headers(), "content-type"), "image/svg+xml");
+    assert_common_headers(svg.headers(), "/count/tag.svg");
+    assert!(svg.headers().get("set-cookie").is_some());
+    let body = svg.text().await?;
+    assert_well_formed_svg(&body);
+    assert!(body.contains(">2</text>"), "{body}");
+
+    let svg = server.get("/nocount/tag.svg?url=example.com").await?;
+    assert_eq!(header(svg.headers(), "content-type"), "image/svg+xml");
+    assert_common_headers(svg.headers(), "/nocount/tag.svg");
+    assert!(svg.headers().get("set-cookie").is_none());
+    let body = svg.text().await?;
+    assert_well_formed_svg(&body);
+    assert!(
+        body.contains(">2</text>") && body.contains(">hits</text>"),
+        "{body}"
+    );
+
+    for (path, content_type, needle) in [
+        ("/", "text/html; charset=utf-8", "<h1>hitcounter</h1>"),
+        (
+            "/index.html",
+            "text/html; charset=utf-8",
+            "<h1>hitcounter</h1>",
+        ),
+        ("/app.js", "text/javascript; charset=utf-8", "'use strict'"),
+        (
+            "/style.css",
+            "text/css; charset=utf-8",
+            "prefers-color-scheme",
+        ),
+    ] {
+        let page = server.get(path).await?;
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            header(page.headers(), "content-type"),
+            content_type,
+            "{path}"
+        );
+        assert_common_headers(page.headers(), path);
+        let text = page.text().await?;
+        assert!(text.contains(needle), "{path} lacks {needle:?}");
+        assert_eq!(
+            text,
+            std::fs::read_to_string(format!(
+                "web{}",
+                if path == "/" { "/index.html" } else { path }
+            ))?
+        );
+    }
+
+    let missing = server.get("/no/such/page").await?;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_common_headers(missing.headers(), "404");
+    let post = server
+        .request(Method::POST, "/count?url=example.com", &[])
+        .await?;
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        server.count_of("example.com").await?,
+        2,
+        "a POST does not count"
+    );
+    server.stop().await
+}
+
+#[tokio::test]
+async fn head_answers_like_get_without_a_body_and_never_counts() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path(), &[]).await?;
+    server.get("/count?url=head.example").await?;
+    for path in [
+        "/count?url=head.example",
+        "/count/tag.svg?url=head.example",
+        "/nocount?url=head.example",
+        "/nocount/tag.svg?url=head.example",
+        "/",
+    ] {
+        let response = server.request(Method::HEAD, path, &[]).await?;
+        assert_eq!(response.status(), StatusCode::OK, "HEAD {path}");
+        assert_common_headers(response.headers(), path);
+        assert!(
+            response.headers().get("set-cookie").is_none(),
+            "HEAD {path}"
+        );
+        let expected_type = if path.contains(".svg") {
+            "image/svg+xml"
+        } else if path == "/" {
+            "text/html; charset=utf-8"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        assert_eq!(
+            header(response.headers(), "content-type"),
+            expected_type,
+            "HEAD {path}"
+        );
+        assert_eq!(response.bytes().await?.len(), 0, "HEAD {path} has no body");
+    }
+    assert_eq!(
+        server.count_of("head.example").await?,
+        1,
+        "HEAD did not count"
+    );
+    server.stop().await
+}
+
+#[tokio::test]
+async fn cors_echoes_the_origin_with_credentials_and_answers_preflight() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path(), &[]).await?;
+    let origin = "http://blog.example:4000";
+    let response = server
+        .request(
+            Method::GET,
+            "/count?url=cors.example",
+            &[("Origin", origin)],
+        )
+        .await?;
+    assert_eq!(
+        header(response.headers(), "access-control-allow-origin"),
+        origin
+    );
+    assert_eq!(
+        header(response.headers(), "access-control-allow-credentials"),
+        "true"
+    );
+    assert_eq!(header(response.headers(), "vary"), "Origin");
+
+    let preflight = server
+        .request(
+            Method::OPTIONS,
+            "/count?url=cors.example",
+            &[
+                ("Origin", origin),
+                ("Access-Control-Request-Method", "GET"),
+                ("Access-Control-Request-Headers", "x-requested-with"),
+            ],
+        )
+        .await?;
+    assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        header(preflight.headers(), "access-control-allow-origin"),
+        origin
+    );
+    assert_eq!(
+        header(preflight.headers(), "access-control-allow-credentials"),
+        "true"
+    );
+    assert_eq!(
+        header(preflight.headers(), "access-control-allow-methods"),
+        "GET, HEAD, OPTIONS"
+    );
+    assert_eq!(
+        header(preflight.headers(), "access-control-allow-headers"),
+        "x-requested-with"
+    );
+    assert_eq!(header(preflight.headers(), "vary"), "Origin");
+    assert_eq!(preflight.bytes().await?.len(), 0);
+    assert_eq!(
+        server.count_of("cors.example").await?,
+        1,
+        "the preflight did not count"
+    );
+
+    let no_origin = server
+        .request(Method::OPTIONS, "/count/tag.svg", &[])
+        .await?;
+    assert_eq!(no_origin.status(), StatusCode::NO_CONTENT);
+    assert_common_headers(no_origin.headers(), "OPTIONS without Origin");
+    server.stop().await
+}
+
+#[tokio::test]
+async fn the_target_comes_from_url_then_referer_then_referrer() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path(), &["--cookie-window-secs", "0"]).await?;
+
+    let by_referer = server
+        .request(
+            Method::GET,
+            "/count",
+            &[("Referer", "https://blog.example/post-1/")],
+        )
+        .await?;
+    assert_eq!(by_referer.text().await?, "1");
+    assert_eq!(server.count_of("blog.example/post-1").await?, 1);
+
+    let by_referrer = server
+        .request(
+            Method::GET,
+            "/count",
+            &[("Referrer", "https://blog.example/post-1")],
+        )
+        .await?;
+    assert_eq!(
+        by_referrer.text().await?,
+        "2",
+        "the Referrer spelling is honoured"
+    );
+
+    let both = server
+        .request(
+            Method::GET,
+            "/count?url=other.example",
+            &[("Referer", "https://blog.example/post-1")],
+        )
+        .await?;
+    assert_eq!(both.text().await?, "1", "url wins over Referer");
+    assert_eq!(server.count_of("blog.example/post-1").await?, 2);
+
+    let empty_param = server
+        .request(
+            Method::GET,
+            "/count?url=",
+            &[("Referer", "https://blog.example/post-1")],
+        )
+        .await?;
+    assert_eq!(
+        empty_param.text().await?,
+        "3",
+        "an empty url= falls back to the Referer"
+    );
+
+    let svg = server
+        .request(
+            Method::GET,
+            "/count/tag.svg",
+            &[("Referer", "http://blog.example/post-1?x=1#y")],
+        )
+        .await?;
+    assert!(svg.text().await?.contains(">4</text>"));
+    server.stop().await
+}
+
+#[tokio::test]
+async fn bad_targets_get_a_400_with_a_reason_in_the_route_s_own_format() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path(), &["--max-url-length", "100"]).await?;
+    let long = format!("example.com/{}", "a".repeat(100));
+    let cases: [(&str, Headers, &str, &str); 5] = [
+        (
+            "",
+            &[],
+            "no url given: pass ?url= or send a Referer",
+            "no url",
+        ),
+        (
+            "?url=",
+            &[("Referer", "")],
+            "no url given: pass ?url= or send a Referer",
+            "no url",
+        ),
+        (
+            &format!("?url={long}"),
+            &[],
+            "bad url: url is longer than 100 bytes",
+            "url too long",
+        ),
+        (
+            "?url=exa%20mple.com",
+            &[],
+            "bad url: url is not valid: invalid international domain name",
+            "bad url",
+        ),
+        (
+            "?url=ex%0Aample.com",
+            &[],
+            "bad url: url contains control characters",
+            "bad url",
+        ),
+    ];
+    for (query, headers, reason, badge_text) in cases {
+        for route in ["/count", "/nocount"] {
+            let response = server
+                .request(Method::GET, &format!("{route}{query}"), headers)
+                .await?;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{route}{query}");
+            assert_eq!(
+                header(response.headers(), "content-type"),
+                "text/plain; charset=utf-8"
+            );
+            assert_common_headers(response.headers(), route);
+            assert_eq!(response.text().await?, reason, "{route}{query}");
+
+            let svg = server
+                .request(Method::GET, &format!("{route}/tag.svg{query}"), headers)
+                .await?;
+            assert_eq!(
+                svg.status(),
+                StatusCode::BAD_REQUEST,
+                "{route}/tag.svg{query}"
+            );
+            assert_eq!(header(svg.headers(), "content-type"), "image/svg+xml");
+            let body = svg.text().await?;
+            assert_well_formed_svg(&body);
+            assert!(
+                body.contains(&format!(">{badge_text}</text>")),
+                "{route}/tag.svg{query}: {body}"
+            );
+        }
+    }
+    let referer_too_long = server
+        .request(
+            Method::GET,
+            "/count",
+            &[("Referer", &format!("https://{long}"))],
+        )
+        .await?;
+    assert_eq!(referer_too_long.status(), StatusCode::BAD_REQUEST);
+    let bad_scheme = server.get("/count?url=ftp%3A%2F%2Fexample.com").await?;
+    assert_eq!(bad_scheme.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bad_scheme.text().await?,
+        "bad url: url scheme must be http or https"
+    );
+    server.stop().await?;
+    assert!(
+        Store::open(dir.path())?.is_empty(),
+        "no bad target reached the store"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_spelling_of_a_page_counts_into_one_key() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path(), &["--cookie-window-secs", "0"]).await?;
+    let table: &[(&[&str], &str)] = &[
+        (
+            &["https://Example.COM/Blog/", "example.com/Blog"],
+            "example.com/Blog",
+        ),
+        (
+            &[
+                "http://example.com:80/blog?utm=x#top",
+                "https://example.com:443/blog",
+            ],
+            "example.com/blog",
+        ),
+        (
+            &["example.com", "example.com/", "https://example.com/"],
+            "example.com",
+        ),
+        (&["www.example.com"], "www.example.com"),
+        (&["https://user:pw@example.com/a"], "example.com/a"),
+        (&["localhost:8080/x"], "localhost:8080/x"),
+        (&["http://127.0.0.1:3000/"], "127.0.0.1:3000"),
+        (
+            &["https://bücher.example/", "xn--bcher-kva.example"],
+            "xn--bcher-kva.example",
+        ),
+    ];
+    for (spellings, key) in table {
+        for spelling in *spellings {
+            let response = server
+                .get(&format!("/count?url={}", encode(spelling)))
+                .await?;
+            assert_eq!(response.status(), StatusCode::OK, "{spelling}");
+        }
+        assert_eq!(
+            server.count_of(key).await?,
+            spellings.len() as u64,
+            "key {key}"
+        );
+    }
+    server.stop().await?;
+    let store = Store::open(dir.path())?;
+    assert_eq!(store.len(), table.len(), "one stored key per page");
+    for (spellings, key) in table {
+        assert_eq!(
+            store.get(key)?,
+            Some(spellings.len() as u64),
+            "stored {key}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_anti_refresh_cookie_suppresses_replays_within_its_window_only() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path(), &["--cookie-window-secs", "1"]).await?;
+    let first = server.get("/count/tag.svg?url=cookie.example").await?;
+    let set = header(first.headers(), "set-cookie").to_owned();
+    assert!(
+        set.ends_with("; Path=/; Max-Age=1; HttpOnly; SameSite=Lax"),
+        "{set}"
+    );
+    let cookie = cookie_of(&first).ok_or("no cookie")?;
+    let (name, value) = cookie.split_once('=').ok_or("no =")?;
+    assert!(
+        name.starts_with("hc_") && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        "{name}"
+    );
+    let random = value.split('.').next().unwrap_or("");
+    assert_eq!(random.len(), 12);
+    assert!(random.bytes().all(|b| b.is_ascii_alphanumeric()));
+
+    let with_cookie = [("Cookie", cookie.as_str())];
+    for path in [
+        "/count?url=cookie.example",
+        "/count/tag.svg?url=https://cookie.example/",
+    ] {
+        let replay = server.request(Method::GET, path, &with_cookie).await?;
+        assert_eq!(replay.status(), StatusCode::OK);
+        assert!(
+            replay.headers().get("set-cookie").is_none(),
+            "a replay gets no new cookie"
+        );
+    }
+    assert_eq!(
+        server.count_of("cookie.example").await?,
+        1,
+        "replays in the window do not count"
+    );
+
+    let other_page = server
+        .request(Method::GET, "/count?url=cookie.example/other", &with_cookie)
+        .await?;
+    assert_eq!(other_page.text().await?, "1", "the cookie is per key");
+
+    for garbage in [
+        format!("{name}=garbage"),
+        format!("{name}={random}.1.00"),
+        "a=b; ;;=; \u{1}".replace('\u{1}', "x"),
+        format!("{name}={value}x"),
+    ] {
+        let response = server
+            .request(
+                Method::GET,
+                "/count?url=cookie.example",
+                &[("Cookie", &garbage)],
+            )
+            .await?;
+        assert_eq!(response.status(), StatusCode::OK, "{garbage}");
+        assert!(response.headers().get("set-cookie").is_some());
+    }
+    assert_eq!(
+        server.count_of("cookie.example").await?,
+        5,
+        "malformed or forged cookies count"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let expired = server
+        .request(Method::GET, "/count?url=cookie.example", &with_cookie)
+        .await?;
+    assert_eq!(
+        expired.text().await?,
+        "6",
+        "after the window the hit counts"
+    );
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_zero_window_sets_no_cookie_and_counts_every_hit() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path(), &["--cookie-window-secs", "0"]).await?;
+    for n in 1..=3 {
+        let response = server.get("/count?url=zero.example").await?;
+        assert!(response.headers().get("set-cookie").is_none());
+        assert_eq!(response.text().await?, n.to_string());
+    }
+    server.stop().await
+}
+
+#[tokio::test]
+async fn secure_cookies_follow_the_transport_and_the_flags() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let https = [("X-Forwarded-Proto", "https")];
+    let cases: [(&[&str], Headers, bool); 5] = [
+        (&[], &https, false),
+        (&["--trust-proxy"], &https, true),
+        (
+            &["--trust-proxy"],
+            &[("Forwarded", "for=1.2.3.4;proto=https")],
+            true,
+        ),
+        (
+            &["--trust-proxy", "--cookie-secure", "never"],
+            &https,
+            false,
+        ),
+        (&["--cookie-secure", "always"], &[], true),
+    ];
+    for (flags, headers, secure) in cases {
+        let server = TestServer::start(dir.path(), flags).await?;
+        let response = server
+            .request(Method::GET, "/count?url=secure.example", headers)
+            .await?;
+        let set = header(response.headers(), "set-cookie");
+        let want = if secure {
+            "; HttpOnly; SameSite=None; Secure"
+        } else {
+            "; HttpOnly; SameSite=Lax"
+        };
+        assert!(set.ends_with(want), "{flags:?} {headers:?}: {set}");
+        server.stop().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn nocount_of_an_unknown_target_creates_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path(), &[]).await?;
+    assert_eq!(server.count_of("never.example/page").await?, 0);
+    let svg = server.text("/nocount/tag.svg?url=never.example").await?;
+    assert!(svg.contains(">0</text>"));
+    server.stop().await?;
+    assert!(Store::open(dir.path())?.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_hits_on_a_fresh_target_are_all_counted_once() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path(), &[]).await?;
+    let url = format!("{}/count?url=race.example/page", server.base);
+    let mut clients = Vec::new();
+    for _ in 0..32 {
+        let url = url.clone();
+        clients.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut seen = Vec::with_capacity(100);
+            for _ in 0..100 {
+                let response = client.get(&url).send().await?;
+                assert_eq!(response.status(), StatusCode::OK);
+                seen.push(response.text().await?.parse::<u64>()?);
+            }
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(seen)
+        }));
+    }
+    let mut all = Vec::new();
+    for client in clients {
+        all.extend(client.await??);
+    }
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (1..=3200).collect::<Vec<u64>>(),
+        "every hit got its own count"
+    );
+    assert_eq!(server.count_of("race.example/page").await?, 3200);
+    let data_dir = server.data_dir.clone();
+    server.stop().await?;
+    let store = Store::open(&data_dir)?;
+    assert_eq!(store.len(), 1);
+    assert_eq!(store.get("race.example/page")?, Some(3200));
+    Ok(())
+}
+
+#[tokio::test]
+async fn counts_survive_a_restart_on_the_same_data_dir() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path(), &["--cookie-window-secs", "0"]).await?;
+    for _ in 0..5 {
+        server.get("/count?url=restart.example").await?;
+    }
+    server.get("/count?url=restart.example/b").await?;
+    server.stop().await?;
+
+    let server = TestServer::start(dir.path(), &["--cookie-window-secs", "0"]).await?;
+    assert_eq!(server.count_of("restart.example").await?, 5);
+    assert_eq!(server.count_of("restart.example/b").await?, 1);
+    assert_eq!(server.text("/count?url=restart.example").await?, "6");
+    server.stop().await?;
+    assert_eq!(Store::open(dir.path())?.get("restart.example")?, Some(6));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_tiny_cache_still_counts_every_hit_of_many_urls() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(
+        dir.path(),
+        &["--cookie-window-secs", "0", "--cache-capacity", "4"],
+    )
+    .await?;
+    for round in 1..=3u64 {
+        for page in 0..40 {
+            let body = server
+                .text(&format!("/count?url=many.example/{page}"))
+                .await?;
+            assert_eq!(body, round.to_string(), "page {page} round {round}");
+        }
+    }
+    server.stop().await?;
+    let store = Store::open(dir.path())?;
+    assert_eq!(store.len(), 40);
+    for page in 0..40 {
+        assert_eq!(store.get(&format!("many.example/{page}"))?, Some(3));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_custom_svg_template_is_filled_in() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let template = dir.path().join("badge.svg");
+    std::fs::write(
+        &template,
+        r#"<svg xmlns="http://www.w3.org/2000/svg"><text>{count} views of {url}</text></svg>"#,
+    )?;
+    let data = dir.path().join("data");
+    let server = TestServer::start(&data, &["--svg-template", &template.to_string_lossy()]).await?;
+    let body = server
+        .text("/count/tag.svg?url=tmpl.example/a%3Cb%3E")
+        .await?;
+    assert_well_formed_svg(&body);
+    assert_eq!(
+        body,
+        r#"<svg xmlns="http://www.w3.org/2000/svg"><text>1 views of tmpl.example/a%3Cb%3E</text></svg>"#
+    );
+    server.stop().await
+}
+
+#[tokio::test]
+async fn odd_bytes_in_headers_are_a_clear_error_or_ignored_never_a_500() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path(), &[]).await?;
+    let client = reqwest::Client::new();
+    let odd = HeaderValue::from_bytes(b"http://ex\xe4mple.com/\xff")?;
+    let response = client
+        .get(format!("{}/count", server.base))
+        .header("Referer", odd.clone())
+        .header("Cookie", odd.clone())
+        .header("Origin", HeaderValue::from_static("null"))
+        .send()
+        .await?;
+    assert!(
+        response.status().is_client_error() || response.status().is_success(),
+        "{}",
+        response.status()
+    );
+    let response = client
+        .get(format!("{}/count?url=%ff%fe", server.base))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = client
+        .get(format!(
+            "{}/count?url=ok.example&url=other.example",
+            server.base
+        ))
+        .send()
+        .await?;
+    assert_eq!(response.text().await?, "1");
+    assert_eq!(
+        server.count_of("ok.example").await?,
+        1,
+        "the first url= wins"
+    );
+    server.stop().await
+}
