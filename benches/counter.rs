@@ -1,1 +1,50 @@
-fn main() {}
+//! The counting hot path: a hit on a cached key, a hit on a key never seen, and a read.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use hitcounter::counter::Counter;
+use hitcounter::store::Store;
+
+fn counting(c: &mut Criterion) {
+    let dir = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(err) => panic!("no temp dir: {err}"),
+    };
+    let store = match Store::open(dir.path()) {
+        Ok(store) => store,
+        Err(err) => panic!("cannot open the store: {err}"),
+    };
+    let counter = Counter::new(store, 10_000_000);
+    let mut group = c.benchmark_group("counter");
+
+    let hot = "example.com/hot";
+    let _ = counter.hit(hot);
+    group.bench_with_input(BenchmarkId::new("hit", "cached-key"), hot, |b, key| {
+        b.iter(|| counter.hit(black_box(key)))
+    });
+
+    let mut n = 0u64;
+    group.bench_function(BenchmarkId::new("hit", "new-key"), |b| {
+        b.iter(|| {
+            n += 1;
+            counter.hit(black_box(&format!("example.com/new/{n}")))
+        })
+    });
+
+    group.bench_with_input(BenchmarkId::new("peek", "cached-key"), hot, |b, key| {
+        b.iter(|| counter.peek(black_box(key)))
+    });
+    // Two flushes: the first makes the keys clean, the second evicts them as idle.
+    let _ = counter.flush();
+    let _ = counter.flush();
+    group.bench_with_input(
+        BenchmarkId::new("peek", "stored-key"),
+        "example.com/new/1",
+        |b, key| b.iter(|| counter.peek(black_box(key))),
+    );
+    group.finish();
+}
+
+criterion_group!(benches, counting);
+criterion_main!(benches);

@@ -1,0 +1,346 @@
+//! The real `hitcounter` binary as an operator runs it: signals, crashes and start-up errors.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hitcounter");
+
+/// A running `hitcounter` process on 127.0.0.1:0, its address read from its start-up log line.
+struct Process {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Process {
+    fn start(
+        data_dir: &Path,
+        extra: &[&str],
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let mut child = Command::new(BIN)
+            .args(["--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        // Drain stderr for the process's whole life so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let address = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = tx.send(address);
+                }
+                if let Ok(mut log) = sink.lock() {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(address) => Ok(Self {
+                child,
+                base: format!("http://{address}"),
+                log,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!(
+                    "no listening line; log: {}",
+                    log.lock().map(|l| l.clone()).unwrap_or_default()
+                )
+                .into())
+            }
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) -> TestResult {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()?;
+        assert!(status.success(), "kill {signal}");
+        Ok(())
+    }
+
+    fn wait(
+        &mut self,
+        limit: Duration,
+    ) -> Result<ExitStatus, Box<dyn std::error::Error + Send + Sync>> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                return Err(format!("still running after {limit:?}; log: {}", self.log()).into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn hit(client: &reqwest::Client, base: &str, url: &str, n: u64) -> TestResult {
+    for _ in 0..n {
+        let response = client
+            .get(format!("{base}/count/tag.svg?url={url}"))
+            .send()
+            .await?;
+        assert_eq!(response.status(), 200);
+    }
+    Ok(())
+}
+
+async fn count(
+    client: &reqwest::Client,
+    base: &str,
+    url: &str,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(client
+        .get(format!("{base}/nocount?url={url}"))
+        .send()
+        .await?
+        .text()
+        .await?
+        .parse()?)
+}
+
+#[tokio::test]
+async fn sigterm_flushes_every_acknowledged_hit() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let client = reqwest::Client::new();
+    // A long interval: only the shutdown's final flush can have written these hits.
+    let args = [
+        "--flush-interval-ms",
+        "3600000",
+        "--cookie-window-secs",
+        "0",
+    ];
+    let mut server = Process::start(dir.path(), &args)?;
+    hit(&client, &server.base, "term.example", 37).await?;
+    hit(&client, &server.base, "term.example/b", 5).await?;
+    server.signal("-TERM")?;
+    let status = server.wait(Duration::from_secs(15))?;
+    assert!(
+        status.success(),
+        "exit status {status}; log: {}",
+        server.log()
+    );
+    assert!(
+        server.log().contains("final flush done"),
+        "{}",
+        server.log()
+    );
+
+    let server = Process::start(dir.path(), &args)?;
+    assert_eq!(count(&client, &server.base, "term.example").await?, 37);
+    assert_eq!(count(&client, &server.base, "term.example/b").await?, 5);
+    Ok(())
+}
+
+#[tokio::test]
+async fn kill_9_after_a_flush_interval_loses_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let client = reqwest::Client::new();
+    let args = ["--flush-interval-ms", "100", "--cookie-window-secs", "0"];
+    let mut server = Process::start(dir.path(), &args)?;
+    hit(&client, &server.base, "crash.example", 23).await?;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.signal("-KILL")?;
+    let status = server.wait(Duration::from_secs(5))?;
+    assert!(!status.success());
+
+    let server = Process::start(dir.path(), &args)?;
+    assert_eq!(count(&client, &server.base, "crash.example").await?, 23);
+    Ok(())
+}
+
+/// Runs the binary expecting it to refuse to start; returns its stderr.
+fn refused(
+    args: &[&str],
+    as_user: Option<(&str, &Path)>,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let mut command = match as_user {
+        Some((uid, bin)) => {
+            let mut command = Command::new("setpriv");
+            command.args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={uid}"),
+                "--clear-groups",
+            ]);
+            command.arg(bin);
+            command
+        }
+        None => Command::new(BIN),
+    };
+    let output = command
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !output.status.success(),
+        "{args:?} started; stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    Ok(stderr)
+}
+
+#[test]
+fn an_unusable_data_dir_is_refused_with_one_clear_sentence() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "")?;
+    let under_file = file.join("data");
+    let stderr = refused(&["--data-dir", &under_file.to_string_lossy()], None)?;
+    assert!(
+        stderr.contains(&format!(
+            "cannot use data directory {}",
+            under_file.display()
+        )),
+        "{stderr}"
+    );
+
+    // A directory this user may not write. Root may write anywhere, so as root drop to nobody.
+    let locked_down = dir.path().join("read-only");
+    std::fs::create_dir(&locked_down)?;
+    let data = locked_down.join("data");
+    let copy = dir.path().join("hitcounter");
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()?
+        .stdout
+        .starts_with(b"0\n");
+    let as_user = if is_root {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        std::fs::set_permissions(&locked_down, std::fs::Permissions::from_mode(0o555))?;
+        // A copy nobody can execute wherever the checkout lives (/root is not traversable).
+        std::fs::copy(BIN, &copy)?;
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))?;
+        Some(("65534", copy.as_path()))
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&locked_down, std::fs::Permissions::from_mode(0o555))?;
+        None
+    };
+    let stderr = refused(&["--data-dir", &data.to_string_lossy()], as_user)?;
+    assert!(
+        stderr.contains(&format!("cannot use data directory {}", data.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn a_second_instance_on_one_data_dir_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let _first = Process::start(dir.path(), &[])?;
+    let stderr = refused(&["--data-dir", &dir.path().to_string_lossy()], None)?;
+    assert!(
+        stderr.contains(&format!(
+            "data directory {} is in use by another hitcounter process",
+            dir.path().display()
+        )),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_template_without_count_is_refused_naming_the_file() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let template = dir.path().join("badge.svg");
+    std::fs::write(&template, "<svg>{url}</svg>")?;
+    let data = dir.path().join("data");
+    let stderr = refused(
+        &[
+            "--data-dir",
+            &data.to_string_lossy(),
+            "--svg-template",
+            &template.to_string_lossy(),
+        ],
+        None,
+    )?;
+    assert!(
+        stderr.contains(&format!(
+            "the SVG template {} does not contain {{count}}",
+            template.display()
+        )),
+        "{stderr}"
+    );
+    let missing = dir.path().join("missing.svg");
+    let stderr = refused(
+        &[
+            "--data-dir",
+            &data.to_string_lossy(),
+            "--svg-template",
+            &missing.to_string_lossy(),
+        ],
+        None,
+    )?;
+    assert!(
+        stderr.contains(&format!(
+            "cannot read the SVG template {}",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn every_option_is_in_help_with_its_environment_variable() -> TestResult {
+    let output = Command::new(BIN).arg("--help").output()?;
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for option in [
+        "bind",
+        "data-dir",
+        "flush-interval-ms",
+        "cache-capacity",
+        "cookie-window-secs",
+        "cookie-value-length",
+        "cookie-secure",
+        "trust-proxy",
+        "svg-template",
+        "max-url-length",
+    ] {
+        assert!(
+            help.contains(&format!("--{option}")),
+            "--{option} missing from --help"
+        );
+        let env = format!("HITCOUNTER_{}", option.replace('-', "_").to_uppercase());
+        assert!(help.contains(&env), "{env} missing from --help");
+    }
+    Ok(())
+}
