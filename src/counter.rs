@@ -49,10 +49,12 @@ impl Counter {
     pub fn hit(&self, key: &str) -> Result<u64, StoreError> {
         let total = self.cache.hit(
             key,
-            || Ok(self.store.get(key)?.unwrap_or(0)),
+            || Ok::<u64, StoreError>(self.store.get(key)?.unwrap_or(0)),
             || {
+                let total = self.store.increment(key, 1)?;
+                // Raised after the write, so the flush that clears it covers the write.
                 self.store_dirty.store(true, Ordering::Release);
-                self.store.increment(key, 1)
+                Ok(total)
             },
         )?;
         if self.cache.is_full() {

@@ -133,35 +133,45 @@ async fn count(
 }
 
 #[tokio::test]
-async fn sigterm_flushes_every_acknowledged_hit() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let client = reqwest::Client::new();
-    // A long interval: only the shutdown's final flush can have written these hits.
-    let args = [
-        "--flush-interval-ms",
-        "3600000",
-        "--cookie-window-secs",
-        "0",
-    ];
-    let mut server = Process::start(dir.path(), &args)?;
-    hit(&client, &server.base, "term.example", 37).await?;
-    hit(&client, &server.base, "term.example/b", 5).await?;
-    server.signal("-TERM")?;
-    let status = server.wait(Duration::from_secs(15))?;
-    assert!(
-        status.success(),
-        "exit status {status}; log: {}",
-        server.log()
-    );
-    assert!(
-        server.log().contains("final flush done"),
-        "{}",
-        server.log()
-    );
+async fn sigterm_and_ctrl_c_flush_every_acknowledged_hit() -> TestResult {
+    for signal in ["-TERM", "-INT"] {
+        let dir = tempfile::tempdir()?;
+        let client = reqwest::Client::new();
+        // A long interval: only the shutdown's final flush can have written these hits.
+        let args = [
+            "--flush-interval-ms",
+            "3600000",
+            "--cookie-window-secs",
+            "0",
+        ];
+        let mut server = Process::start(dir.path(), &args)?;
+        hit(&client, &server.base, "term.example", 37).await?;
+        hit(&client, &server.base, "term.example/b", 5).await?;
+        server.signal(signal)?;
+        let status = server.wait(Duration::from_secs(15))?;
+        assert!(
+            status.success(),
+            "{signal}: exit status {status}; log: {}",
+            server.log()
+        );
+        assert!(
+            server.log().contains("final flush done"),
+            "{}",
+            server.log()
+        );
 
-    let server = Process::start(dir.path(), &args)?;
-    assert_eq!(count(&client, &server.base, "term.example").await?, 37);
-    assert_eq!(count(&client, &server.base, "term.example/b").await?, 5);
+        let server = Process::start(dir.path(), &args)?;
+        assert_eq!(
+            count(&client, &server.base, "term.example").await?,
+            37,
+            "{signal}"
+        );
+        assert_eq!(
+            count(&client, &server.base, "term.example/b").await?,
+            5,
+            "{signal}"
+        );
+    }
     Ok(())
 }
 
