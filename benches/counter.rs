@@ -3,6 +3,9 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use std::sync::Arc;
+
+use hitcounter::clock::SystemClock;
 use hitcounter::counter::Counter;
 use hitcounter::store::Store;
 
@@ -15,7 +18,7 @@ fn counting(c: &mut Criterion) {
         Ok(store) => store,
         Err(err) => panic!("cannot open the store: {err}"),
     };
-    let counter = Counter::new(store, 10_000_000);
+    let counter = Counter::new(store, 10_000_000, Arc::new(SystemClock));
     let mut group = c.benchmark_group("counter");
 
     let hot = "example.com/hot";

@@ -1,11 +1,46 @@
-//! The front cache: per hot key its running total and the part of it already durable, in a
-//! bounded `DashMap`. Synchronous and free of I/O: loading a missing key and writing through when
-//! full are closures the caller passes in.
+//! The front cache: per hot key its running total, today's count, and the part of each already
+//! durable, in a bounded `DashMap`. Synchronous and free of I/O: loading a missing key and
+//! writing through when full are closures the caller passes in.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
+
+/// Bits of a packed day count that hold the count; the day sits above them.
+const COUNT_BITS: u32 = 40;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+
+fn pack(day: u32, count: u64) -> u64 {
+    (u64::from(day) << COUNT_BITS) | count.min(COUNT_MASK)
+}
+
+fn unpack(packed: u64) -> (u32, u64) {
+    ((packed >> COUNT_BITS) as u32, packed & COUNT_MASK)
+}
+
+/// A key's total and its count on one UTC day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Every hit ever counted.
+    pub total: u64,
+    /// Hits on the day asked about.
+    pub today: u64,
+}
+
+/// What a flush must write for one cached key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dirty {
+    /// The key.
+    pub key: Box<str>,
+    /// Its total now.
+    pub total: u64,
+    /// The day its day count belongs to.
+    pub day: u32,
+    /// Its count on that day now.
+    pub day_count: u64,
+}
 
 /// One cached key.
 ///
@@ -17,29 +52,67 @@ use dashmap::mapref::entry::Entry as MapEntry;
 struct Entry {
     total: AtomicU64,
     durable: AtomicU64,
+    /// Today's count packed with its day (`day << 40 | count`): one word, so a hit that is the
+    /// first of a new day moves the day on and counts in one compare-and-swap.
+    day: AtomicU64,
+    /// The packed day count the store is known to hold.
+    day_durable: AtomicU64,
     /// Set by every hit, cleared by every sweep: an entry untouched for a whole flush interval
     /// is idle and may be evicted once clean.
     touched: AtomicBool,
 }
 
 impl Entry {
-    fn new(durable: u64) -> Self {
+    fn new(total: u64, day: u32, day_count: u64) -> Self {
         Self {
-            total: AtomicU64::new(durable),
-            durable: AtomicU64::new(durable),
+            total: AtomicU64::new(total),
+            durable: AtomicU64::new(total),
+            day: AtomicU64::new(pack(day, day_count)),
+            day_durable: AtomicU64::new(pack(day, day_count)),
             touched: AtomicBool::new(true),
         }
     }
 
-    fn hit(&self) -> u64 {
+    /// Counts a hit on `day`; returns the new counts, and the previous day's final count when
+    /// this hit is the first of a new day.
+    fn hit(&self, day: u32) -> (Counts, Option<(u32, u64)>) {
         if !self.touched.load(Ordering::Relaxed) {
             self.touched.store(true, Ordering::Relaxed);
         }
-        self.total.fetch_add(1, Ordering::AcqRel).saturating_add(1)
+        let total = self.total.fetch_add(1, Ordering::AcqRel).saturating_add(1);
+        let mut current = self.day.load(Ordering::Acquire);
+        loop {
+            let (entry_day, count) = unpack(current);
+            // An entry ahead of `day` means the clock stepped back: keep counting into its day.
+            let (next, retired) = if entry_day >= day {
+                (pack(entry_day, count + 1), None)
+            } else {
+                (pack(day, 1), (count > 0).then_some((entry_day, count)))
+            };
+            match self
+                .day
+                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    let today = unpack(next).1;
+                    return (Counts { total, today }, retired);
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    fn counts(&self, day: u32) -> Counts {
+        let (entry_day, count) = unpack(self.day.load(Ordering::Acquire));
+        Counts {
+            total: self.total.load(Ordering::Acquire),
+            today: if entry_day == day { count } else { 0 },
+        }
     }
 
     fn is_clean(&self) -> bool {
         self.total.load(Ordering::Acquire) == self.durable.load(Ordering::Acquire)
+            && self.day.load(Ordering::Acquire) == self.day_durable.load(Ordering::Acquire)
     }
 }
 
@@ -47,12 +120,15 @@ impl Entry {
 #[derive(Debug)]
 pub struct Cache {
     /// DashMap rather than a `Mutex<HashMap>`: hits on different keys lock different shards, and a
-    /// hit on a cached key takes only a shard read lock plus one atomic add. No guard is ever held
-    /// across an `.await` (this module is synchronous).
+    /// hit on a cached key takes only a shard read lock plus two atomic operations. No guard is
+    /// ever held across an `.await` (this module is synchronous).
     map: DashMap<Box<str>, Entry>,
     /// Entries in `map`, kept beside it because `DashMap::len` locks every shard.
     len: AtomicUsize,
     capacity: usize,
+    /// Final counts of days that ended while their key was cached, until a flush writes them.
+    /// A plain mutex: pushed once per key per day, drained once per flush.
+    retired: Mutex<Vec<Dirty>>,
 }
 
 impl Cache {
@@ -62,57 +138,103 @@ impl Cache {
             map: DashMap::new(),
             len: AtomicUsize::new(0),
             capacity: capacity.max(1),
+            retired: Mutex::new(Vec::new()),
         }
     }
 
-    /// Counts one hit for `key` and returns its new total.
+    /// Counts one hit for `key` on `day` and returns its new counts.
     ///
-    /// A missing key is loaded with `load` (its durable total) under the key's shard lock, so two
-    /// first hits cannot both load. When the cache is full, the hit is handed to `write_through`
-    /// instead, also under that lock, so no concurrent load can see the store half-way.
+    /// A missing key is loaded with `load` (its durable total and count on `day`) under the key's
+    /// shard lock, so two first hits cannot both load. When the cache is full, the hit is handed
+    /// to `write_through` instead, also under that lock, so no concurrent load can see the store
+    /// half-way.
     pub fn hit<E>(
         &self,
         key: &str,
-        load: impl FnOnce() -> Result<u64, E>,
-        write_through: impl FnOnce() -> Result<u64, E>,
-    ) -> Result<u64, E> {
-        if let Some(entry) = self.map.get(key) {
-            return Ok(entry.hit());
-        }
-        match self.map.entry(key.into()) {
-            MapEntry::Occupied(entry) => Ok(entry.get().hit()),
-            MapEntry::Vacant(vacant) => {
-                if self.is_full() {
-                    return write_through();
+        day: u32,
+        load: impl FnOnce() -> Result<Counts, E>,
+        write_through: impl FnOnce() -> Result<Counts, E>,
+    ) -> Result<Counts, E> {
+        let (counts, retired) = if let Some(entry) = self.map.get(key) {
+            entry.hit(day)
+        } else {
+            match self.map.entry(key.into()) {
+                MapEntry::Occupied(entry) => entry.get().hit(day),
+                MapEntry::Vacant(vacant) => {
+                    if self.is_full() {
+                        return write_through();
+                    }
+                    let loaded = load()?;
+                    let entry = vacant.insert(Entry::new(loaded.total, day, loaded.today));
+                    self.len.fetch_add(1, Ordering::Relaxed);
+                    entry.hit(day)
                 }
-                let entry = vacant.insert(Entry::new(load()?));
-                self.len.fetch_add(1, Ordering::Relaxed);
-                Ok(entry.hit())
             }
+        };
+        if let Some((day, day_count)) = retired {
+            self.lock_retired().push(Dirty {
+                key: key.into(),
+                total: counts.total,
+                day,
+                day_count,
+            });
         }
+        Ok(counts)
     }
 
-    /// The cached total of `key`, if it is cached.
-    pub fn get(&self, key: &str) -> Option<u64> {
-        self.map
-            .get(key)
-            .map(|entry| entry.total.load(Ordering::Acquire))
+    /// The cached counts of `key` (today's for `day`), if it is cached.
+    pub fn get(&self, key: &str, day: u32) -> Option<Counts> {
+        self.map.get(key).map(|entry| entry.counts(day))
     }
 
-    /// Every key whose total is not yet durable, with that total.
-    pub fn dirty(&self) -> Vec<(Box<str>, u64)> {
-        self.map
+    /// Every count of `key` on a day that the cache knows and the store may not have yet.
+    pub fn day_counts(&self, key: &str) -> Vec<(u32, u64)> {
+        let mut days: Vec<(u32, u64)> = self
+            .lock_retired()
             .iter()
-            .filter(|entry| !entry.is_clean())
-            .map(|entry| (entry.key().clone(), entry.total.load(Ordering::Acquire)))
-            .collect()
+            .filter(|retired| &*retired.key == key)
+            .map(|retired| (retired.day, retired.day_count))
+            .collect();
+        if let Some(entry) = self.map.get(key) {
+            days.push(unpack(entry.day.load(Ordering::Acquire)));
+        }
+        days
     }
 
-    /// Records that the store now durably holds `total` for `key`.
-    pub fn mark_durable(&self, key: &str, total: u64) {
-        if let Some(entry) = self.map.get(key) {
-            entry.durable.fetch_max(total, Ordering::AcqRel);
+    /// What a flush must write: the day counts retired since the last flush, then every entry
+    /// not yet durable.
+    pub fn dirty(&self) -> Vec<Dirty> {
+        let mut dirty = std::mem::take(&mut *self.lock_retired());
+        dirty.extend(
+            self.map
+                .iter()
+                .filter(|entry| !entry.is_clean())
+                .map(|entry| {
+                    let (day, day_count) = unpack(entry.day.load(Ordering::Acquire));
+                    Dirty {
+                        key: entry.key().clone(),
+                        total: entry.total.load(Ordering::Acquire),
+                        day,
+                        day_count,
+                    }
+                }),
+        );
+        dirty
+    }
+
+    /// Records that the store now durably holds what `written` says.
+    pub fn mark_durable(&self, written: &Dirty) {
+        if let Some(entry) = self.map.get(&written.key) {
+            entry.durable.fetch_max(written.total, Ordering::AcqRel);
+            entry
+                .day_durable
+                .fetch_max(pack(written.day, written.day_count), Ordering::AcqRel);
         }
+    }
+
+    /// Puts back day counts a failed flush did not write.
+    pub fn unretire(&self, failed: Vec<Dirty>) {
+        self.lock_retired().extend(failed);
     }
 
     /// Evicts clean entries: idle ones always, and every clean one when `all_clean` is set (the
@@ -143,6 +265,13 @@ impl Cache {
     pub fn is_full(&self) -> bool {
         self.len() >= self.capacity
     }
+
+    fn lock_retired(&self) -> std::sync::MutexGuard<'_, Vec<Dirty>> {
+        // The vector stays consistent even if a holder panicked: take it as it is.
+        self.retired
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 #[cfg(test)]
@@ -151,10 +280,26 @@ mod tests {
 
     type NoError = std::convert::Infallible;
 
-    fn hit(cache: &Cache, key: &str, stored: u64) -> u64 {
-        let result: Result<u64, NoError> =
-            cache.hit(key, || Ok(stored), || panic!("no write-through expected"));
+    fn hit_on(cache: &Cache, key: &str, day: u32, stored: u64) -> Counts {
+        let load = || {
+            Ok(Counts {
+                total: stored,
+                today: 0,
+            })
+        };
+        let result: Result<Counts, NoError> =
+            cache.hit(key, day, load, || panic!("no write-through expected"));
         result.unwrap_or_else(|never| match never {})
+    }
+
+    fn hit(cache: &Cache, key: &str, stored: u64) -> u64 {
+        hit_on(cache, key, 1, stored).total
+    }
+
+    fn mark_all_durable(cache: &Cache) {
+        for dirty in cache.dirty() {
+            cache.mark_durable(&dirty);
+        }
     }
 
     #[test]
@@ -162,10 +307,37 @@ mod tests {
         let cache = Cache::new(10);
         assert_eq!(hit(&cache, "a", 5), 6);
         assert_eq!(hit(&cache, "a", 999), 7, "a cached key is not loaded again");
-        assert_eq!(cache.get("a"), Some(7));
-        assert_eq!(cache.dirty(), vec![("a".into(), 7)]);
-        cache.mark_durable("a", 7);
+        assert_eq!(cache.get("a", 1), Some(Counts { total: 7, today: 2 }));
+        let dirty = cache.dirty();
+        assert_eq!(dirty.len(), 1);
+        assert_eq!(
+            (dirty[0].total, dirty[0].day, dirty[0].day_count),
+            (7, 1, 2)
+        );
+        mark_all_durable(&cache);
         assert!(cache.dirty().is_empty());
+    }
+
+    #[test]
+    fn a_new_day_retires_the_old_day_s_count_for_the_next_flush() {
+        let cache = Cache::new(10);
+        hit_on(&cache, "a", 1, 0);
+        hit_on(&cache, "a", 1, 0);
+        mark_all_durable(&cache);
+        hit_on(&cache, "a", 1, 0);
+        assert_eq!(hit_on(&cache, "a", 2, 0), Counts { total: 4, today: 1 });
+        assert_eq!(cache.get("a", 2), Some(Counts { total: 4, today: 1 }));
+        assert_eq!(cache.get("a", 3).map(|c| c.today), Some(0));
+        let mut days = cache.day_counts("a");
+        days.sort_unstable();
+        assert_eq!(days, vec![(1, 3), (2, 1)]);
+        let dirty: Vec<(u32, u64)> = cache.dirty().iter().map(|d| (d.day, d.day_count)).collect();
+        assert_eq!(
+            dirty,
+            vec![(1, 3), (2, 1)],
+            "the retired day first, then today"
+        );
+        assert_eq!(cache.day_counts("a"), vec![(2, 1)]);
     }
 
     #[test]
@@ -173,11 +345,14 @@ mod tests {
         let cache = Cache::new(10);
         hit(&cache, "clean", 0);
         hit(&cache, "dirty", 0);
-        cache.mark_durable("clean", 1);
+        let clean = cache.dirty().into_iter().find(|d| &*d.key == "clean");
+        if let Some(clean) = clean {
+            cache.mark_durable(&clean);
+        }
         assert_eq!(cache.sweep(false), 0, "both were touched in this interval");
         assert_eq!(cache.sweep(false), 1, "the clean one is now idle");
-        assert_eq!(cache.get("clean"), None);
-        assert_eq!(cache.get("dirty"), Some(1));
+        assert_eq!(cache.get("clean", 1), None);
+        assert_eq!(cache.get("dirty", 1).map(|c| c.total), Some(1));
         assert_eq!(cache.len(), 1);
     }
 
@@ -185,9 +360,19 @@ mod tests {
     fn a_full_cache_writes_through_instead_of_growing() {
         let cache = Cache::new(1);
         hit(&cache, "a", 0);
-        let through: Result<u64, NoError> = cache.hit("b", || Ok(0), || Ok(41));
-        assert_eq!(through.ok(), Some(41));
-        assert_eq!(cache.get("b"), None);
+        let through: Result<Counts, NoError> = cache.hit(
+            "b",
+            1,
+            || Ok(Counts::default()),
+            || {
+                Ok(Counts {
+                    total: 41,
+                    today: 1,
+                })
+            },
+        );
+        assert_eq!(through.ok().map(|c| c.total), Some(41));
+        assert_eq!(cache.get("b", 1), None);
         assert_eq!(cache.len(), 1);
         assert_eq!(hit(&cache, "a", 0), 2, "cached keys still count when full");
     }
@@ -196,23 +381,30 @@ mod tests {
     fn pressure_sweeps_evict_recently_used_clean_entries_too() {
         let cache = Cache::new(2);
         hit(&cache, "a", 0);
-        cache.mark_durable("a", 1);
+        mark_all_durable(&cache);
         assert_eq!(cache.sweep(true), 1);
         assert!(cache.is_empty());
     }
 
     #[test]
-    fn concurrent_hits_are_never_lost() {
+    fn concurrent_hits_are_never_lost_even_across_midnight() {
         let cache = Cache::new(4);
         std::thread::scope(|scope| {
-            for _ in 0..8 {
-                scope.spawn(|| {
-                    for _ in 0..1000 {
-                        hit(&cache, "hot", 0);
+            for thread in 0..8u32 {
+                let cache = &cache;
+                scope.spawn(move || {
+                    for i in 0..1000u32 {
+                        // Half the threads cross into day 2 half-way through.
+                        let day = if thread % 2 == 0 && i >= 500 { 2 } else { 1 };
+                        hit_on(cache, "hot", day, 0);
                     }
                 });
             }
         });
-        assert_eq!(cache.get("hot"), Some(8000));
+        assert_eq!(cache.get("hot", 2).map(|c| c.total), Some(8000));
+        let days = cache.day_counts("hot");
+        let sum: u64 = days.iter().map(|(_, count)| count).sum();
+        assert_eq!(sum, 8000, "{days:?}");
+        assert!(days.iter().any(|&(day, _)| day == 2), "{days:?}");
     }
 }

@@ -64,6 +64,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(16..=65_536))]
     pub max_url_length: u64,
 
+    /// How many days of daily counts to keep (for `today` and the history endpoints); older
+    /// days are pruned in the background once a day. Totals are never pruned.
+    #[arg(long, env = "HITCOUNTER_HISTORY_DAYS", default_value_t = 400,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub history_days: u32,
+
     /// On shutdown, how long in-flight requests may take to finish before the final flush, in
     /// seconds.
     #[arg(long, env = "HITCOUNTER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10,
@@ -103,6 +109,8 @@ pub struct Settings {
     pub svg_template: Option<Template>,
     /// See [`Config::max_url_length`].
     pub max_url_length: usize,
+    /// See [`Config::history_days`].
+    pub history_days: u32,
     /// See [`Config::shutdown_timeout_secs`].
     pub shutdown_timeout: Duration,
 }
@@ -156,6 +164,7 @@ impl Config {
             trust_proxy: self.trust_proxy,
             svg_template,
             max_url_length: to_usize(self.max_url_length),
+            history_days: self.history_days,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
         })
     }
@@ -192,6 +201,7 @@ mod tests {
         assert_eq!(settings.cookie_window_secs, 60);
         assert_eq!(settings.cookie_value_length, 12);
         assert_eq!(settings.max_url_length, 2048);
+        assert_eq!(settings.history_days, 400);
         assert_eq!(settings.data_dir, PathBuf::from("./hitcounter-data"));
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! Counting: the front cache over the store, and the flusher task, the one writer that moves
-//! cached totals into sled and makes them durable.
+//! cached totals and day counts into sled, makes them durable, and prunes old days.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::cache::Cache;
-use crate::store::{Store, StoreError};
+use crate::cache::{Cache, Counts};
+use crate::clock::Clock;
+use crate::store::{DayCount, Store, StoreError};
 
 /// The count of every key: hot keys in the front cache, the rest in the store.
 pub struct Counter {
     cache: Cache,
     store: Store,
+    clock: Arc<dyn Clock>,
     /// Set when a hit wrote through to the store, so the next flush fsyncs even with a clean cache.
     store_dirty: AtomicBool,
     /// Wakes the flusher early when the cache fills up.
@@ -27,51 +29,81 @@ pub struct Counter {
 /// What one flush did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlushReport {
-    /// Keys whose totals were written.
+    /// Keys (and retired days) whose counts were written.
     pub written: usize,
     /// Clean entries evicted from the cache afterwards.
     pub evicted: usize,
 }
 
 impl Counter {
-    /// A counter over `store` whose front cache holds at most `cache_capacity` keys.
-    pub fn new(store: Store, cache_capacity: usize) -> Self {
+    /// A counter over `store` whose front cache holds at most `cache_capacity` keys, and whose
+    /// days come from `clock`.
+    pub fn new(store: Store, cache_capacity: usize, clock: Arc<dyn Clock>) -> Self {
         Self {
             cache: Cache::new(cache_capacity),
             store,
+            clock,
             store_dirty: AtomicBool::new(false),
             full: Notify::new(),
             flushing: Mutex::new(()),
         }
     }
 
-    /// Counts one hit for `key` and returns its new total (the first hit of a new key gives 1).
-    pub fn hit(&self, key: &str) -> Result<u64, StoreError> {
-        let total = self.cache.hit(
+    /// Counts one hit for `key` and returns its counts (the first hit of a new key gives 1).
+    pub fn hit(&self, key: &str) -> Result<Counts, StoreError> {
+        let day = self.clock.today();
+        let counts = self.cache.hit(
             key,
-            || Ok::<u64, StoreError>(self.store.get(key)?.unwrap_or(0)),
+            day,
+            || self.stored(key, day),
             || {
-                let total = self.store.increment(key, 1)?;
+                let (total, today) = self.store.increment(key, day, 1)?;
                 // Raised after the write, so the flush that clears it covers the write.
                 self.store_dirty.store(true, Ordering::Release);
-                Ok(total)
+                Ok(Counts { total, today })
             },
         )?;
         if self.cache.is_full() {
             self.full.notify_one();
         }
-        Ok(total)
+        Ok(counts)
     }
 
-    /// The current total of `key` without counting; an unknown key is 0 and creates nothing.
-    pub fn peek(&self, key: &str) -> Result<u64, StoreError> {
-        match self.cache.get(key) {
-            Some(total) => Ok(total),
-            None => Ok(self.store.get(key)?.unwrap_or(0)),
+    /// The current counts of `key` without counting; an unknown key is 0 and creates nothing.
+    pub fn peek(&self, key: &str) -> Result<Counts, StoreError> {
+        let day = self.clock.today();
+        match self.cache.get(key, day) {
+            Some(counts) => Ok(counts),
+            None => self.stored(key, day),
         }
     }
 
-    /// Writes every pending total to the store, makes it durable, then evicts clean idle entries.
+    /// Daily counts of `key` for the `days` days ending today, oldest first, zero days included.
+    pub fn history(&self, key: &str, days: u32) -> Result<Vec<(u32, u64)>, StoreError> {
+        let today = self.clock.today();
+        let first = today.saturating_sub(days.saturating_sub(1));
+        let mut history: Vec<(u32, u64)> = (first..=today).map(|day| (day, 0)).collect();
+        let known = self.store.days_of(key, first, today)?;
+        // The cache's counts are never older than the store's: take the larger of the two.
+        for (day, count) in known.into_iter().chain(self.cache.day_counts(key)) {
+            if let Some(slot) = day
+                .checked_sub(first)
+                .and_then(|i| history.get_mut(i as usize))
+            {
+                slot.1 = slot.1.max(count);
+            }
+        }
+        Ok(history)
+    }
+
+    fn stored(&self, key: &str, day: u32) -> Result<Counts, StoreError> {
+        Ok(Counts {
+            total: self.store.get(key)?.unwrap_or(0),
+            today: self.store.get_day(key, day)?.unwrap_or(0),
+        })
+    }
+
+    /// Writes every pending count to the store, makes it durable, then evicts clean idle entries.
     /// Blocking (it fsyncs): call it from a blocking thread.
     pub fn flush(&self) -> Result<FlushReport, StoreError> {
         let _only_flush = self
@@ -81,16 +113,27 @@ impl Counter {
         let dirty = self.cache.dirty();
         let wrote_through = self.store_dirty.swap(false, Ordering::AcqRel);
         if !dirty.is_empty() || wrote_through {
+            let totals: Vec<(&str, u64)> = dirty.iter().map(|d| (&*d.key, d.total)).collect();
+            let days: Vec<DayCount<'_>> = dirty
+                .iter()
+                .map(|d| DayCount {
+                    key: &d.key,
+                    day: d.day,
+                    count: d.day_count,
+                })
+                .collect();
             let written = self
                 .store
-                .put_totals(dirty.iter().map(|(key, total)| (&**key, *total)))
+                .put(&totals, &days)
                 .and_then(|()| self.store.flush());
             if let Err(err) = written {
                 self.store_dirty.fetch_or(wrote_through, Ordering::AcqRel);
+                // Cached entries stay dirty by themselves; retired days must be put back.
+                self.cache.unretire(dirty);
                 return Err(err);
             }
-            for (key, total) in &dirty {
-                self.cache.mark_durable(key, *total);
+            for written in &dirty {
+                self.cache.mark_durable(written);
             }
         }
         let evicted = self.cache.sweep(self.cache.is_full());
@@ -98,6 +141,24 @@ impl Counter {
             written: dirty.len(),
             evicted,
         })
+    }
+
+    /// Removes day buckets older than `history_days` days before today. Blocking; scans the days.
+    pub fn prune(&self, history_days: u32) -> Result<usize, StoreError> {
+        let first_kept = self
+            .clock
+            .today()
+            .saturating_sub(history_days.saturating_sub(1));
+        let removed = self.store.prune_days(first_kept)?;
+        if removed > 0 {
+            self.store.flush()?;
+        }
+        Ok(removed)
+    }
+
+    /// Today, in days since the epoch, by this counter's clock.
+    pub fn today(&self) -> u32 {
+        self.clock.today()
     }
 
     /// Keys in the front cache.
@@ -111,25 +172,31 @@ impl Counter {
     }
 }
 
-/// Runs `flush` on a blocking thread.
-async fn flush_blocking(counter: &Arc<Counter>) -> Result<FlushReport, StoreError> {
+/// Runs blocking work of the counter on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    counter: &Arc<Counter>,
+    work: impl FnOnce(&Counter) -> T + Send + 'static,
+) -> T {
     let counter = Arc::clone(counter);
-    match tokio::task::spawn_blocking(move || counter.flush()).await {
+    match tokio::task::spawn_blocking(move || work(&counter)).await {
         Ok(result) => result,
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
 }
 
 /// The flusher task: owned by the server, stopped by its shutdown signal, and ending with a final
-/// flush whose result is what the task returns.
+/// flush whose result is what the task returns. Once a day (when the clock's day changes) it
+/// also prunes day buckets older than `history_days`; never at start-up.
 pub fn spawn_flusher(
     counter: Arc<Counter>,
     interval: Duration,
+    history_days: u32,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<Result<FlushReport, StoreError>> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pruned_on = counter.today();
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -137,7 +204,7 @@ pub fn spawn_flusher(
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }
             let started = Instant::now();
-            match flush_blocking(&counter).await {
+            match blocking(&counter, Counter::flush).await {
                 Ok(report) if report.written > 0 || report.evicted > 0 => tracing::debug!(
                     written = report.written,
                     evicted = report.evicted,
@@ -147,8 +214,15 @@ pub fn spawn_flusher(
                 Ok(_) => {}
                 Err(err) => tracing::error!(cause = %err, "flush failed; will retry"),
             }
+            if counter.today() != pruned_on {
+                pruned_on = counter.today();
+                match blocking(&counter, move |c| c.prune(history_days)).await {
+                    Ok(removed) => tracing::info!(removed, "pruned old day buckets"),
+                    Err(err) => tracing::error!(cause = %err, "pruning day buckets failed"),
+                }
+            }
         }
-        let report = flush_blocking(&counter).await;
+        let report = blocking(&counter, Counter::flush).await;
         match &report {
             Ok(report) => tracing::info!(written = report.written, "final flush done"),
             Err(err) => tracing::error!(cause = %err, "final flush failed"),
@@ -160,15 +234,24 @@ pub fn spawn_flusher(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{DAY_MS, ManualClock};
+
+    fn counter(dir: &std::path::Path, capacity: usize, clock: Arc<ManualClock>) -> Counter {
+        match Store::open(dir) {
+            Ok(store) => Counter::new(store, capacity, clock),
+            Err(err) => panic!("cannot open the store: {err}"),
+        }
+    }
 
     #[test]
     fn hits_become_durable_on_flush() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
+        let clock = Arc::new(ManualClock::new(10 * DAY_MS));
         {
-            let counter = Counter::new(Store::open(dir.path())?, 100);
-            assert_eq!(counter.peek("a")?, 0);
-            assert_eq!(counter.hit("a")?, 1);
-            assert_eq!(counter.hit("a")?, 2);
+            let counter = counter(dir.path(), 100, clock.clone());
+            assert_eq!(counter.peek("a")?.total, 0);
+            assert_eq!(counter.hit("a")?.total, 1);
+            assert_eq!(counter.hit("a")?, Counts { total: 2, today: 2 });
             assert_eq!(
                 counter.store().get("a")?,
                 None,
@@ -177,25 +260,76 @@ mod tests {
             assert_eq!(counter.flush()?.written, 1);
             assert_eq!(counter.flush()?.written, 0, "nothing new to write");
         }
-        let counter = Counter::new(Store::open(dir.path())?, 100);
-        assert_eq!(counter.peek("a")?, 2);
-        assert_eq!(counter.hit("a")?, 3);
+        let counter = counter(dir.path(), 100, clock);
+        assert_eq!(counter.peek("a")?, Counts { total: 2, today: 2 });
+        assert_eq!(counter.hit("a")?.total, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn days_roll_over_and_history_fills_gaps_with_zeros() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let clock = Arc::new(ManualClock::new(10 * DAY_MS));
+        let counter = counter(dir.path(), 100, clock.clone());
+        counter.hit("a")?;
+        counter.hit("a")?;
+        counter.flush()?;
+        clock.advance(2 * DAY_MS);
+        assert_eq!(counter.peek("a")?, Counts { total: 2, today: 0 });
+        assert_eq!(counter.hit("a")?, Counts { total: 3, today: 1 });
+        assert_eq!(
+            counter.history("a", 4)?,
+            vec![(9, 0), (10, 2), (11, 0), (12, 1)]
+        );
+        counter.flush()?;
+        counter.flush()?;
+        assert_eq!(counter.cached_keys(), 0, "idle and clean: evicted");
+        assert_eq!(
+            counter.history("a", 4)?,
+            vec![(9, 0), (10, 2), (11, 0), (12, 1)]
+        );
+        assert_eq!(counter.peek("a")?, Counts { total: 3, today: 1 });
+        Ok(())
+    }
+
+    #[test]
+    fn pruning_keeps_exactly_history_days() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let clock = Arc::new(ManualClock::new(10 * DAY_MS));
+        let counter = counter(dir.path(), 100, clock.clone());
+        for _ in 0..5 {
+            counter.hit("a")?;
+            counter.flush()?;
+            clock.advance(DAY_MS);
+        }
+        // Days 10..=14 hold one hit each; today is 15.
+        assert_eq!(counter.prune(3)?, 3);
+        assert_eq!(counter.store().days_of("a", 0, 20)?, vec![(13, 1), (14, 1)]);
+        assert_eq!(counter.peek("a")?.total, 5, "totals are never pruned");
         Ok(())
     }
 
     #[test]
     fn a_full_cache_still_counts_every_hit() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let counter = Counter::new(Store::open(dir.path())?, 2);
+        let counter = counter(dir.path(), 2, Arc::new(ManualClock::new(DAY_MS)));
         for round in 1..=3 {
             for key in ["a", "b", "c", "d", "e"] {
-                assert_eq!(counter.hit(key)?, round);
+                assert_eq!(
+                    counter.hit(key)?,
+                    Counts {
+                        total: round,
+                        today: round
+                    }
+                );
             }
         }
         assert!(counter.cached_keys() <= 2);
         counter.flush()?;
         for key in ["a", "b", "c", "d", "e"] {
             assert_eq!(counter.store().get(key)?, Some(3));
+            assert_eq!(counter.store().get_day(key, 1)?, Some(3));
         }
         Ok(())
     }
@@ -203,8 +337,9 @@ mod tests {
     #[test]
     fn peek_creates_nothing() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let counter = Counter::new(Store::open(dir.path())?, 10);
-        assert_eq!(counter.peek("unknown")?, 0);
+        let counter = counter(dir.path(), 10, Arc::new(ManualClock::new(DAY_MS)));
+        assert_eq!(counter.peek("unknown")?, Counts::default());
+        assert_eq!(counter.history("unknown", 3)?, vec![(0, 0), (1, 0)]);
         counter.flush()?;
         assert_eq!(counter.cached_keys(), 0);
         assert!(counter.store().is_empty());

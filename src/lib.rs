@@ -10,6 +10,7 @@
 //! - [`error`]: the request error enum and its mapping to replies.
 //! - [`key`] (pure): URL → key normalisation.
 //! - [`badge`] (pure): SVG rendering.
+//! - [`clock`]: the wall clock and UTC days, injectable for tests.
 //! - [`cookie`] (pure): anti-refresh cookie names and signed values.
 //! - [`cache`]: the bounded DashMap front cache; [`store`]: sled; [`counter`]: both, and the
 //!   flusher task.
@@ -18,6 +19,7 @@
 
 pub mod badge;
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod cookie;
 pub mod counter;
@@ -29,4 +31,4 @@ pub mod store;
 pub mod web;
 
 pub use config::Config;
-pub use server::{RunError, run};
+pub use server::{RunError, run, run_with_clock};

@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use warp::http::header::{self, HeaderMap, HeaderValue};
 use warp::http::{Method, StatusCode};
@@ -11,6 +10,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::badge;
+use crate::clock::Clock;
 use crate::config::{CookieSecure, Settings};
 use crate::cookie::AntiRefresh;
 use crate::counter::Counter;
@@ -24,6 +24,8 @@ pub struct App {
     pub counter: Arc<Counter>,
     /// Anti-refresh cookies, signed with the store's secret.
     pub cookies: AntiRefresh,
+    /// The clock for cookie windows (the counter has the same one for days).
+    pub clock: Arc<dyn Clock>,
     /// The validated settings.
     pub settings: Settings,
 }
@@ -170,18 +172,18 @@ fn try_answer(app: &App, visit: &Visit, counting: bool, format: Format) -> Resul
     let key = target_key(visit, app.settings.max_url_length)?;
     // HEAD is a peek (link checkers, proxies probing): it never counts and never sets a cookie.
     let counting = counting && visit.method != Method::HEAD;
-    let now_ms = unix_millis();
+    let now_ms = app.clock.now_ms();
     let cookie = visit.headers.get(header::COOKIE).map(HeaderValue::as_bytes);
     let (total, set_cookie) =
         if counting && !cookie.is_some_and(|c| app.cookies.is_fresh(&key, c, now_ms)) {
-            let total = app.counter.hit(&key)?;
+            let total = app.counter.hit(&key)?.total;
             let set_cookie = app.cookies.enabled().then(|| {
                 let secure = is_secure(&app.settings, &visit.headers);
                 app.cookies.issue(&key, now_ms, secure, &mut rand::rng())
             });
             (total, set_cookie)
         } else {
-            (app.counter.peek(&key)?, None)
+            (app.counter.peek(&key)?.total, None)
         };
     let mut response = match format {
         Format::Text => error::text(StatusCode::OK, total.to_string()),
@@ -257,12 +259,6 @@ fn forwarded_https(headers: &HeaderMap) -> bool {
                 })
             })
         })
-}
-
-fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Adds the headers every response carries: no caching anywhere (so image proxies such as

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::cookie::AntiRefresh;
 use crate::counter::{Counter, spawn_flusher};
@@ -39,6 +40,16 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    run_with_clock(config, listener, shutdown, Arc::new(SystemClock)).await
+}
+
+/// [`run`] with the clock that decides days and cookie windows (tests move it by hand).
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Arc<dyn Clock>,
+) -> Result<(), RunError> {
     let settings = config.validate()?;
     let store = Store::open(&settings.data_dir)?;
     let cookies = AntiRefresh::new(
@@ -46,9 +57,18 @@ pub async fn run(
         settings.cookie_window_secs,
         settings.cookie_value_length,
     );
-    let counter = Arc::new(Counter::new(store, settings.cache_capacity));
+    let counter = Arc::new(Counter::new(
+        store,
+        settings.cache_capacity,
+        Arc::clone(&clock),
+    ));
     let (stop_flusher, flusher_stop) = watch::channel(false);
-    let flusher = spawn_flusher(Arc::clone(&counter), settings.flush_interval, flusher_stop);
+    let flusher = spawn_flusher(
+        Arc::clone(&counter),
+        settings.flush_interval,
+        settings.history_days,
+        flusher_stop,
+    );
 
     let address = listener.local_addr().map_err(RunError::Listener)?;
     tracing::info!(
@@ -60,6 +80,7 @@ pub async fn run(
     let app = Arc::new(App {
         counter,
         cookies,
+        clock,
         settings,
     });
 

@@ -1,10 +1,17 @@
-//! Durable counts in sled: open, read, write and flush. The on-disk encoding of a count (eight
-//! big-endian bytes) lives here and nowhere else. Synchronous; knows nothing of HTTP.
+//! Durable counts in sled: open, read, write and flush. The on-disk encodings (a count is eight
+//! big-endian bytes; a day bucket's key is the page key, a NUL, and the day as four big-endian
+//! bytes) live here and nowhere else. Synchronous; knows nothing of HTTP.
 
 use std::path::{Path, PathBuf};
 
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
 /// Name of the tree that maps key bytes to a big-endian `u64` total.
 const COUNTS_TREE: &str = "counts";
+/// Name of the tree of day buckets: `key \0 day` → count of hits on that UTC day. Keys never
+/// hold a NUL (control characters are refused), so `key \0` prefixes exactly one key's days.
+const DAYS_TREE: &str = "days";
 /// Name of the tree for the server's own small settings (the cookie secret).
 const META_TREE: &str = "meta";
 /// Key in the meta tree of the secret that signs anti-refresh cookies.
@@ -63,6 +70,18 @@ pub enum OpenError {
 pub struct Store {
     db: sled::Db,
     counts: sled::Tree,
+    days: sled::Tree,
+}
+
+/// One day bucket to write: the hits of `key` on UTC day `day` (days since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayCount<'a> {
+    /// The page key.
+    pub key: &'a str,
+    /// Days since the Unix epoch.
+    pub day: u32,
+    /// Hits on that day (an absolute value, not a delta).
+    pub count: u64,
 }
 
 impl Store {
@@ -94,13 +113,15 @@ impl Store {
                     source,
                 },
             })?;
-        let counts = db
-            .open_tree(COUNTS_TREE)
-            .map_err(|source| OpenError::Sled {
+        let tree = |name| {
+            db.open_tree(name).map_err(|source| OpenError::Sled {
                 dir: dir.to_path_buf(),
                 source,
-            })?;
-        Ok(Self { db, counts })
+            })
+        };
+        let counts = tree(COUNTS_TREE)?;
+        let days = tree(DAYS_TREE)?;
+        Ok(Self { db, counts, days })
     }
 
     /// The stored total for `key`, or `None` if the key was never counted.
@@ -111,45 +132,85 @@ impl Store {
         }
     }
 
-    /// Writes absolute totals for many keys in one atomic batch (not yet durable: see `flush`).
-    pub fn put_totals<'a>(
-        &self,
-        totals: impl IntoIterator<Item = (&'a str, u64)>,
-    ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (key, total) in totals {
-            batch.insert(key.as_bytes(), &total.to_be_bytes());
+    /// Hits of `key` on `day`, or `None` if there were none recorded.
+    pub fn get_day(&self, key: &str, day: u32) -> Result<Option<u64>, StoreError> {
+        match self.days.get(day_key(key, day))? {
+            Some(bytes) => decode(key, &bytes).map(Some),
+            None => Ok(None),
         }
-        self.counts.apply_batch(batch)?;
-        Ok(())
     }
 
-    /// Adds `by` to the stored total of `key` atomically and returns the new total.
-    pub fn increment(&self, key: &str, by: u64) -> Result<u64, StoreError> {
-        let mut bad_len = None;
-        let new = self.counts.update_and_fetch(key, |old| {
-            let old = match old {
-                None => 0,
-                Some(bytes) => match <[u8; 8]>::try_from(bytes) {
-                    Ok(array) => u64::from_be_bytes(array),
-                    Err(_) => {
-                        bad_len = Some(bytes.len());
-                        return Some(bytes.to_vec());
-                    }
-                },
-            };
-            Some(old.saturating_add(by).to_be_bytes().to_vec())
-        })?;
-        if let Some(len) = bad_len {
-            return Err(StoreError::BadValue {
-                key: key.to_owned(),
-                len,
-            });
+    /// The recorded days of `key` from `first` to `last` (inclusive), oldest first; days without
+    /// hits are absent.
+    pub fn days_of(&self, key: &str, first: u32, last: u32) -> Result<Vec<(u32, u64)>, StoreError> {
+        self.days
+            .range(day_key(key, first)..=day_key(key, last))
+            .map(|item| {
+                let (k, v) = item?;
+                let day = day_from(&k).unwrap_or(0);
+                Ok((day, decode(key, &v)?))
+            })
+            .collect()
+    }
+
+    /// Writes absolute totals and day counts in one atomic transaction (durable after `flush`).
+    pub fn put(&self, totals: &[(&str, u64)], days: &[DayCount<'_>]) -> Result<(), StoreError> {
+        let mut total_batch = sled::Batch::default();
+        for (key, total) in totals {
+            total_batch.insert(key.as_bytes(), &total.to_be_bytes());
         }
-        match new {
-            Some(bytes) => decode(key, &bytes),
-            None => Ok(0),
+        let mut day_batch = sled::Batch::default();
+        for bucket in days {
+            day_batch.insert(day_key(bucket.key, bucket.day), &bucket.count.to_be_bytes());
         }
+        (&self.counts, &self.days)
+            .transaction(|(counts, days)| {
+                counts.apply_batch(&total_batch)?;
+                days.apply_batch(&day_batch)?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(from_transaction)
+    }
+
+    /// Adds `by` to the total of `key` and to its count on `day`, atomically; returns both new
+    /// values (total, day).
+    pub fn increment(&self, key: &str, day: u32, by: u64) -> Result<(u64, u64), StoreError> {
+        let bucket = day_key(key, day);
+        (&self.counts, &self.days)
+            .transaction(|(counts, days)| {
+                let read = |value: Option<sled::IVec>| match value {
+                    None => Ok(0),
+                    Some(bytes) => decode(key, &bytes).map_err(ConflictableTransactionError::Abort),
+                };
+                let total = read(counts.get(key)?)?.saturating_add(by);
+                let today = read(days.get(&bucket)?)?.saturating_add(by);
+                counts.insert(key, &total.to_be_bytes())?;
+                days.insert(bucket.as_slice(), &today.to_be_bytes())?;
+                Ok((total, today))
+            })
+            .map_err(from_transaction)
+    }
+
+    /// Removes every day bucket older than `first_kept`; returns how many were removed. Scans
+    /// the whole days tree: for a background task only.
+    pub fn prune_days(&self, first_kept: u32) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        let mut batch = sled::Batch::default();
+        let mut pending = 0;
+        for item in self.days.iter() {
+            let (k, _) = item?;
+            if day_from(&k).is_some_and(|day| day < first_kept) {
+                batch.remove(k);
+                pending += 1;
+                if pending == 10_000 {
+                    self.days.apply_batch(std::mem::take(&mut batch))?;
+                    removed += pending;
+                    pending = 0;
+                }
+            }
+        }
+        self.days.apply_batch(batch)?;
+        Ok(removed + pending)
     }
 
     /// Makes every write so far durable on disk (fsync). Blocking.
@@ -191,6 +252,30 @@ impl Store {
     }
 }
 
+/// The days-tree key of `key` on `day`.
+fn day_key(key: &str, day: u32) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(key.len() + 5);
+    bytes.extend_from_slice(key.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(&day.to_be_bytes());
+    bytes
+}
+
+/// The day of a days-tree key.
+fn day_from(day_key: &[u8]) -> Option<u32> {
+    let tail = day_key.len().checked_sub(4)?;
+    <[u8; 4]>::try_from(&day_key[tail..])
+        .ok()
+        .map(u32::from_be_bytes)
+}
+
+fn from_transaction(err: TransactionError<StoreError>) -> StoreError {
+    match err {
+        TransactionError::Abort(err) => err,
+        TransactionError::Storage(err) => StoreError::Sled(err),
+    }
+}
+
 fn decode(key: &str, bytes: &[u8]) -> Result<u64, StoreError> {
     <[u8; 8]>::try_from(bytes)
         .map(u64::from_be_bytes)
@@ -210,15 +295,44 @@ mod tests {
         {
             let store = Store::open(dir.path())?;
             assert_eq!(store.get("example.com")?, None);
-            store.put_totals([("example.com", 41), ("example.com/a", 7)])?;
-            assert_eq!(store.increment("example.com", 1)?, 42);
-            assert_eq!(store.increment("new.example", 3)?, 3);
+            let day = |key, day, count| DayCount { key, day, count };
+            store.put(
+                &[("example.com", 41), ("example.com/a", 7)],
+                &[day("example.com", 9, 40), day("example.com", 10, 1)],
+            )?;
+            assert_eq!(store.increment("example.com", 10, 1)?, (42, 2));
+            assert_eq!(store.increment("new.example", 10, 3)?, (3, 3));
             store.flush()?;
         }
         let store = Store::open(dir.path())?;
         assert_eq!(store.get("example.com")?, Some(42));
         assert_eq!(store.get("example.com/a")?, Some(7));
+        assert_eq!(store.get_day("example.com", 10)?, Some(2));
+        assert_eq!(store.get_day("example.com/a", 10)?, None);
         assert_eq!(store.len(), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn day_ranges_belong_to_one_key_and_pruning_drops_old_days()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let day = |key, day, count| DayCount { key, day, count };
+        store.put(
+            &[],
+            &[
+                day("a.com", 1, 1),
+                day("a.com", 5, 5),
+                day("a.com/x", 3, 3),
+                day("a.co", 4, 4),
+            ],
+        )?;
+        assert_eq!(store.days_of("a.com", 0, 10)?, vec![(1, 1), (5, 5)]);
+        assert_eq!(store.days_of("a.com", 2, 5)?, vec![(5, 5)]);
+        assert_eq!(store.prune_days(4)?, 2);
+        assert_eq!(store.days_of("a.com", 0, 10)?, vec![(5, 5)]);
+        assert_eq!(store.days_of("a.co", 0, 10)?, vec![(4, 4)]);
         Ok(())
     }
 
