@@ -1,67 +1,209 @@
-//! SVG badges: the shields-style flat badge, error badges, and the user's own template. Pure.
+//! SVG badges: shields.io's four styles (rendered by the `shields` crate, whose geometry and
+//! Verdana metrics match the npm package badge-maker), badge-maker 6's colour palette, error
+//! badges, and the user's own template. Pure.
 
-use std::fmt::Write;
+use std::fmt;
+use std::str::FromStr;
+
+use shields::{BadgeParams, BadgeStyle, RenderOptions, render_badge_svg_into};
 
 /// The label of the default badge.
 pub const DEFAULT_LABEL: &str = "hits";
-/// The value side's colour for counts (shields' `brightgreen`).
-const COUNT_COLOR: &str = "#4c1";
-/// The value side's colour for errors (shields' `red`).
-const ERROR_COLOR: &str = "#e05d44";
-/// The label side's colour (shields' default).
-const LABEL_COLOR: &str = "#555";
-/// Horizontal padding on each side of a text, in pixels (as shields).
-const PADDING: u32 = 5;
+/// The longest label accepted, in characters.
+pub const MAX_LABEL_CHARS: usize = 64;
 
-/// Renders a flat badge with `label` on grey and `message` on `color`.
-pub fn flat(label: &str, message: &str, color: &str) -> String {
-    let label_text = text_width(label);
-    let message_text = text_width(message);
-    let left = label_text + 2 * PADDING;
-    let right = message_text + 2 * PADDING;
-    let width = left + right;
-    let label = escape(label);
-    let message = escape(message);
-    let mut svg = String::with_capacity(1100 + 2 * (label.len() + message.len()));
-    // Writing to a String cannot fail.
-    let _ = write!(
-        svg,
-        concat!(
-            r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="20" role="img" aria-label="{l}: {m}">"##,
-            r##"<title>{l}: {m}</title>"##,
-            r##"<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>"##,
-            r##"<clipPath id="r"><rect width="{w}" height="20" rx="3" fill="#fff"/></clipPath>"##,
-            r##"<g clip-path="url(#r)"><rect width="{lw}" height="20" fill="{lc}"/><rect x="{lw}" width="{rw}" height="20" fill="{c}"/><rect width="{w}" height="20" fill="url(#s)"/></g>"##,
-            r##"<g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" text-rendering="geometricPrecision" font-size="110">"##,
-            r##"<text aria-hidden="true" x="{lx}" y="150" fill="#010101" fill-opacity=".3" transform="scale(.1)" textLength="{lt}">{l}</text>"##,
-            r##"<text x="{lx}" y="140" transform="scale(.1)" fill="#fff" textLength="{lt}">{l}</text>"##,
-            r##"<text aria-hidden="true" x="{mx}" y="150" fill="#010101" fill-opacity=".3" transform="scale(.1)" textLength="{mt}">{m}</text>"##,
-            r##"<text x="{mx}" y="140" transform="scale(.1)" fill="#fff" textLength="{mt}">{m}</text>"##,
-            r##"</g></svg>"##
-        ),
-        w = width,
-        lw = left,
-        rw = right,
-        lc = LABEL_COLOR,
-        c = color,
-        l = label,
-        m = message,
-        lx = 10 * left / 2,
-        lt = 10 * label_text,
-        mx = 10 * left + 10 * right / 2,
-        mt = 10 * message_text,
-    );
+/// A badge style, named as shields.io names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Style {
+    /// `flat` (the default).
+    #[default]
+    Flat,
+    /// `flat-square`.
+    FlatSquare,
+    /// `plastic`.
+    Plastic,
+    /// `for-the-badge`.
+    ForTheBadge,
+}
+
+impl Style {
+    /// Every style with its name.
+    pub const ALL: [(&'static str, Style); 4] = [
+        ("flat", Style::Flat),
+        ("flat-square", Style::FlatSquare),
+        ("plastic", Style::Plastic),
+        ("for-the-badge", Style::ForTheBadge),
+    ];
+
+    fn shields(self) -> BadgeStyle {
+        match self {
+            Style::Flat => BadgeStyle::Flat,
+            Style::FlatSquare => BadgeStyle::FlatSquare,
+            Style::Plastic => BadgeStyle::Plastic,
+            Style::ForTheBadge => BadgeStyle::ForTheBadge,
+        }
+    }
+}
+
+/// A value that is not one of the accepted names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub &'static str);
+
+impl FromStr for Style {
+    type Err = Invalid;
+
+    fn from_str(name: &str) -> Result<Self, Invalid> {
+        Style::ALL
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|&(_, style)| style)
+            .ok_or(Invalid(
+                "must be flat, flat-square, plastic or for-the-badge",
+            ))
+    }
+}
+
+/// A colour as an SVG fill (`#rrggbb` or `#rgb`), from a shields name or bare hex digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Color {
+    fill: String,
+    name: String,
+}
+
+/// badge-maker 6's named colours and their aliases.
+const NAMED_COLORS: [(&str, &str); 16] = [
+    ("brightgreen", "#4b0"),
+    ("green", "#67ac09"),
+    ("yellowgreen", "#95991a"),
+    ("yellow", "#d8b800"),
+    ("orange", "#ea7233"),
+    ("red", "#dd4343"),
+    ("blue", "#007ec6"),
+    ("grey", "#555"),
+    ("gray", "#555"),
+    ("lightgrey", "#939393"),
+    ("lightgray", "#939393"),
+    ("success", "#4b0"),
+    ("important", "#ea7233"),
+    ("critical", "#dd4343"),
+    ("informational", "#007ec6"),
+    ("inactive", "#939393"),
+];
+
+impl Color {
+    /// The value side's default (`brightgreen`).
+    pub fn count() -> Self {
+        Color {
+            fill: "#4b0".into(),
+            name: "brightgreen".into(),
+        }
+    }
+
+    /// The colour of error badges (`red`).
+    pub fn error() -> Self {
+        Color {
+            fill: "#dd4343".into(),
+            name: "red".into(),
+        }
+    }
+
+    /// The SVG fill.
+    pub fn as_str(&self) -> &str {
+        &self.fill
+    }
+
+    /// The colour as it was asked for (a shields name, or hex digits without `#`), which is
+    /// what shields' endpoint schema takes.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for Color {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.fill)
+    }
+}
+
+impl FromStr for Color {
+    type Err = Invalid;
+
+    /// A shields name (`blue`, `critical`, …) or 3 or 6 hex digits without `#`.
+    fn from_str(text: &str) -> Result<Self, Invalid> {
+        if let Some((_, hex)) = NAMED_COLORS.iter().find(|(name, _)| *name == text) {
+            return Ok(Color {
+                fill: (*hex).into(),
+                name: text.into(),
+            });
+        }
+        if matches!(text.len(), 3 | 6) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hex = text.to_ascii_lowercase();
+            return Ok(Color {
+                fill: format!("#{hex}"),
+                name: hex,
+            });
+        }
+        Err(Invalid(
+            "must be a shields colour name or 3 or 6 hex digits without #",
+        ))
+    }
+}
+
+/// How a badge looks: everything but its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Look {
+    /// The style.
+    pub style: Style,
+    /// The label (left side); empty for a message-only badge.
+    pub label: String,
+    /// The value side's colour.
+    pub color: Color,
+    /// The label side's colour; `None` is shields' default grey.
+    pub label_color: Option<Color>,
+}
+
+impl Default for Look {
+    fn default() -> Self {
+        Self {
+            style: Style::Flat,
+            label: DEFAULT_LABEL.into(),
+            color: Color::count(),
+            label_color: None,
+        }
+    }
+}
+
+/// Renders a badge with `look` and `message`. Every text is XML-escaped, and characters XML
+/// cannot hold (control characters) are dropped, so the output is well-formed for any input.
+pub fn render(look: &Look, message: &str) -> String {
+    let label = xml_safe(look.label.trim());
+    let message = xml_safe(message.trim());
+    let params = BadgeParams {
+        style: look.style.shields(),
+        label: Some(&label),
+        message: Some(&message),
+        label_color: look.label_color.as_ref().map(Color::as_str),
+        message_color: Some(look.color.as_str()),
+        ..BadgeParams::default()
+    };
+    let mut svg = String::new();
+    render_badge_svg_into(&params, &RenderOptions::default(), &mut svg);
     svg
 }
 
 /// The default badge for a count.
 pub fn count(total: u64) -> String {
-    flat(DEFAULT_LABEL, &total.to_string(), COUNT_COLOR)
+    render(&Look::default(), &total.to_string())
 }
 
 /// A red badge that shows why a request failed, so an `<img>` explains itself.
 pub fn error(reason: &str) -> String {
-    flat(DEFAULT_LABEL, reason, ERROR_COLOR)
+    let look = Look {
+        color: Color::error(),
+        ..Look::default()
+    };
+    render(&look, reason)
 }
 
 /// A user-supplied SVG template (the original's custom badge): `{count}` is required, `{url}`
@@ -84,65 +226,50 @@ impl Template {
         }
     }
 
-    /// Fills in the count and the key.
-    pub fn render(&self, total: u64, key: &str) -> String {
+    /// Fills in the count (already formatted) and the key.
+    pub fn render(&self, count: &str, key: &str) -> String {
         self.0
-            .replace("{count}", &total.to_string())
+            .replace("{count}", &escape(count))
             .replace("{url}", &escape(key))
     }
+}
+
+/// Drops characters XML 1.0 cannot hold (escaping is the renderer's job).
+fn xml_safe(text: &str) -> String {
+    text.chars()
+        .filter(|&c| !(c.is_control() && !matches!(c, '\t' | '\n' | '\r')))
+        .filter(|&c| !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+        .collect()
 }
 
 /// Escapes the five XML special characters and drops characters XML 1.0 cannot hold.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    for c in xml_safe(text).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if c < ' ' || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
             c => out.push(c),
         }
     }
     out
 }
 
-/// The width of `text` in 11px Verdana, rounded up to an odd number of pixels (as shields
-/// does, so the text centre falls on a whole pixel). Approximate: per-character advance widths
-/// for ASCII, an average for the rest.
-fn text_width(text: &str) -> u32 {
-    let tenths: u32 = text.chars().map(char_width_tenths).sum();
-    let px = tenths.div_ceil(10);
-    if px % 2 == 0 { px + 1 } else { px }
-}
-
-/// Advance width in tenths of a pixel of one character in 11px Verdana.
-fn char_width_tenths(c: char) -> u32 {
-    // ' ' to '~', from Verdana's advance widths (em fractions × 11px × 10).
-    const ASCII: [u8; 95] = [
-        39, 43, 50, 90, 70, 118, 80, 30, 50, 50, 70, 90, 40, 50, 40, 50, // ' ' .. '/'
-        70, 70, 70, 70, 70, 70, 70, 70, 70, 70, // '0' .. '9'
-        50, 50, 90, 90, 90, 60, 110, // ':' .. '@'
-        75, 75, 77, 85, 70, 63, 85, 83, 46, 50, 76, 61, 93, 82, 87, 66, 87, 76, 75, 68, 81, 75,
-        109, 75, 68, 75, // 'A' .. 'Z'
-        50, 50, 50, 90, 70, 70, // '[' .. '`'
-        66, 69, 57, 69, 66, 39, 69, 70, 30, 38, 65, 30, 107, 70, 67, 69, 69, 47, 57, 43, 70, 65,
-        90, 65, 65, 58, // 'a' .. 'z'
-        70, 50, 70, 90, // '{' .. '~'
-    ];
-    match u32::from(c) {
-        code @ 32..=126 => u32::from(ASCII[(code - 32) as usize]),
-        0..=31 | 127 => 0,
-        _ => 80,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn width(svg: &str) -> u32 {
+        let rest = svg.split("width=\"").nth(1).unwrap_or_default();
+        rest.split('"')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or(0)
+    }
 
     #[test]
     fn a_count_badge_shows_the_count_and_grows_with_its_digits() {
@@ -150,14 +277,6 @@ mod tests {
         let large = count(1_234_567);
         assert!(small.contains(">7</text>"));
         assert!(large.contains(">1234567</text>"));
-        let width = |svg: &str| -> u32 {
-            let rest = svg.split("width=\"").nth(1).unwrap_or_default();
-            rest.split('"')
-                .next()
-                .unwrap_or_default()
-                .parse()
-                .unwrap_or(0)
-        };
         assert!(
             width(&large) > width(&small) + 30,
             "{} vs {}",
@@ -167,11 +286,33 @@ mod tests {
     }
 
     #[test]
-    fn text_is_escaped() {
-        let svg = flat("a<b>&\"c'", "x\u{1}y", "#4c1");
-        assert!(svg.contains("a&lt;b&gt;&amp;&quot;c&apos;"));
+    fn text_is_escaped_and_control_characters_dropped() {
+        let look = Look {
+            label: "a<b>&\"c'".into(),
+            ..Look::default()
+        };
+        let svg = render(&look, "x\u{1}y");
+        assert!(svg.contains("a&lt;b&gt;&amp;&quot;c&apos;"), "{svg}");
         assert!(svg.contains(">xy</text>"));
         assert!(!svg.contains("<b>"));
+    }
+
+    #[test]
+    fn colours_are_names_or_bare_hex() {
+        let parse = |text: &str| text.parse::<Color>().map(|c| c.fill);
+        assert_eq!(parse("critical"), Ok("#dd4343".into()));
+        assert_eq!(parse("brightgreen"), Ok("#4b0".into()));
+        assert_eq!(parse("ABC"), Ok("#abc".into()));
+        assert_eq!(parse("ff69b4"), Ok("#ff69b4".into()));
+        for bad in ["#abc", "abcd", "BLUE", "", "javascript", "ab\"c"] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn styles_are_shields_names() {
+        assert_eq!("for-the-badge".parse(), Ok(Style::ForTheBadge));
+        assert!("social".parse::<Style>().is_err());
     }
 
     #[test]
@@ -179,15 +320,8 @@ mod tests {
         assert_eq!(Template::new("<svg/>".into()), Err(MissingCount));
         let template = Template::new("<svg>{count} {url}</svg>".into());
         assert_eq!(
-            template.map(|t| t.render(42, "a.com/<x>")),
-            Ok("<svg>42 a.com/&lt;x&gt;</svg>".into())
+            template.map(|t| t.render("1.2k", "a.com/<x>")),
+            Ok("<svg>1.2k a.com/&lt;x&gt;</svg>".into())
         );
-    }
-
-    #[test]
-    fn widths_are_odd() {
-        for text in ["", "1", "hits", "12345", "ünïcödé"] {
-            assert_eq!(text_width(text) % 2, 1, "{text:?}");
-        }
     }
 }

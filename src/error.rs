@@ -1,9 +1,11 @@
 //! Request errors: one enum for everything a request can fail with, and the one place that maps
-//! each to a status and a reply (plain text or an SVG error badge), logging as it does.
+//! each to a status and a reply (plain text, an SVG error badge, or JSON), logging as it does.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 
-use warp::http::{StatusCode, header};
+use warp::http::StatusCode;
+use warp::http::header::{self, HeaderValue};
 use warp::reply::Response;
 
 use crate::badge;
@@ -19,6 +21,14 @@ pub enum Error {
     /// The target is not a usable URL.
     #[error("bad url: {0}")]
     BadTarget(#[from] KeyError),
+    /// A query parameter has a value the endpoint does not accept.
+    #[error("bad {name}: {reason}")]
+    BadParam {
+        /// The parameter.
+        name: &'static str,
+        /// What it must be.
+        reason: String,
+    },
     /// The store failed; the count is not lost, the request may be retried.
     #[error("the count store is unavailable, try again later")]
     Store(#[from] StoreError),
@@ -26,62 +36,70 @@ pub enum Error {
 
 /// How the endpoint that failed answers: its errors take the same form as its successes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum Output {
     /// `text/plain` with the reason.
     Text,
     /// An SVG error badge (so an `<img>` shows why), with the reason in its title.
     Svg,
+    /// `{"error": "<reason>"}`.
+    Json,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
 }
 
 impl Error {
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::NoTarget | Error::BadTarget(_) => StatusCode::BAD_REQUEST,
+            Error::NoTarget | Error::BadTarget(_) | Error::BadParam { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// The few words an error badge has room for.
-    fn badge_text(&self) -> &'static str {
+    fn badge_text(&self) -> Cow<'static, str> {
         match self {
-            Error::NoTarget => "no url",
-            Error::BadTarget(KeyError::TooLong { .. }) => "url too long",
-            Error::BadTarget(_) => "bad url",
-            Error::Store(_) => "unavailable",
+            Error::NoTarget => "no url".into(),
+            Error::BadTarget(KeyError::TooLong { .. }) => "url too long".into(),
+            Error::BadTarget(_) => "bad url".into(),
+            Error::BadParam { name, .. } => format!("bad {name}").into(),
+            Error::Store(_) => "unavailable".into(),
         }
     }
 
-    /// The reply for this error in the endpoint's `format`.
-    pub fn into_response(self, format: Format) -> Response {
+    /// The reply for this error in the endpoint's `output` form.
+    pub fn into_response(self, output: Output) -> Response {
         let status = self.status();
         match &self {
             Error::Store(cause) => tracing::error!(%cause, "store failed during a request"),
             other => tracing::debug!(reason = %other, "bad request"),
         }
-        match format {
-            Format::Text => text(status, self.to_string()),
-            Format::Svg => {
-                let mut response = Response::new(badge::error(self.badge_text()).into());
-                *response.status_mut() = status;
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("image/svg+xml"),
-                );
-                response
-            }
-        }
+        let reason = self.to_string();
+        let (body, content_type) = match output {
+            Output::Text => (reason, "text/plain; charset=utf-8"),
+            Output::Svg => (badge::error(&self.badge_text()), "image/svg+xml"),
+            Output::Json => (
+                serde_json::to_string(&ErrorBody { error: &reason })
+                    .unwrap_or_else(|_| r#"{"error":"bad request"}"#.into()),
+                "application/json",
+            ),
+        };
+        reply(status, content_type, body)
     }
 }
 
-/// A plain-text reply.
-pub fn text(status: StatusCode, body: String) -> Response {
+/// A reply with `status`, a static content type and `body`.
+pub fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response {
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -95,5 +113,9 @@ pub async fn rejection_reply(rejection: warp::Rejection) -> Result<Response, Inf
         tracing::debug!(?rejection, "request rejected");
         (StatusCode::BAD_REQUEST, "bad request")
     };
-    Ok(text(status, reason.to_owned()))
+    Ok(reply(
+        status,
+        "text/plain; charset=utf-8",
+        reason.to_owned(),
+    ))
 }

@@ -24,9 +24,13 @@ pub mod config;
 pub mod cookie;
 pub mod counter;
 pub mod error;
+pub mod format;
+pub mod handlers;
 pub mod key;
+pub mod params;
 pub mod routes;
 pub mod server;
+pub mod sparkline;
 pub mod store;
 pub mod web;
 

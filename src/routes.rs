@@ -1,45 +1,76 @@
-//! HTTP routes: one warp filter per endpoint, the state they share, and the headers every
-//! response carries (no-cache, CORS).
+//! HTTP routes: one warp filter per endpoint, the state they get, and the headers every response
+//! carries (no-cache, CORS). What an endpoint does lives in [`crate::handlers`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use warp::http::header::{self, HeaderMap, HeaderValue};
+use warp::http::header::{self, HeaderValue};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::badge;
-use crate::clock::Clock;
-use crate::config::{CookieSecure, Settings};
-use crate::cookie::AntiRefresh;
-use crate::counter::Counter;
-use crate::error::{self, Error, Format};
-use crate::key;
+use crate::error;
+use crate::handlers::{self, App, Render, Visit};
 use crate::web;
-
-/// What every request handler shares.
-pub struct App {
-    /// The counts.
-    pub counter: Arc<Counter>,
-    /// Anti-refresh cookies, signed with the store's secret.
-    pub cookies: AntiRefresh,
-    /// The clock for cookie windows (the counter has the same one for days).
-    pub clock: Arc<dyn Clock>,
-    /// The validated settings.
-    pub settings: Settings,
-}
 
 /// Every route, with the common headers and the one `recover` for warp's rejections.
 pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
-    let endpoints = count_text(app.clone())
-        .or(nocount_text(app.clone()))
+    let counting = count_route(warp::path!("count"), app.clone(), true, Render::Text)
+        .or(count_route(
+            warp::path!("nocount"),
+            app.clone(),
+            false,
+            Render::Text,
+        ))
         .unify()
-        .or(count_svg(app.clone()))
+        .or(count_route(
+            warp::path!("count" / "tag.svg"),
+            app.clone(),
+            true,
+            Render::Svg,
+        ))
         .unify()
-        .or(nocount_svg(app))
+        .or(count_route(
+            warp::path!("nocount" / "tag.svg"),
+            app.clone(),
+            false,
+            Render::Svg,
+        ))
+        .unify()
+        .or(count_route(
+            warp::path!("count.json"),
+            app.clone(),
+            true,
+            Render::Json,
+        ))
+        .unify()
+        .or(count_route(
+            warp::path!("nocount.json"),
+            app.clone(),
+            false,
+            Render::Json,
+        ))
+        .unify()
+        .or(count_route(
+            warp::path!("count" / "shields.json"),
+            app.clone(),
+            true,
+            Render::Shields,
+        ))
+        .unify()
+        .or(count_route(
+            warp::path!("nocount" / "shields.json"),
+            app.clone(),
+            false,
+            Render::Shields,
+        ))
+        .unify();
+    let endpoints = counting
+        .or(history_json(app.clone()))
+        .unify()
+        .or(history_svg(app))
         .unify()
         .or(preflight())
         .unify()
@@ -53,39 +84,41 @@ pub fn routes(
         .with(warp::trace::request())
 }
 
-/// GET|HEAD /count?url=… — counts a hit (unless anti-refresh says not to), replies with the count
-/// as text.
-fn count_text(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("count")
-        .and(visit())
+/// The counting endpoints, all `GET|HEAD` with `?url=…` or a Referer:
+/// - `/count` and `/nocount`: the total as text;
+/// - `/count/tag.svg` and `/nocount/tag.svg`: a badge (`style`, `label`, `color`, `labelColor`,
+///   `format`, `show`);
+/// - `/count.json` and `/nocount.json`: `{"url", "total", "today"}`;
+/// - `/count/shields.json` and `/nocount/shields.json`: shields.io's endpoint schema.
+///
+/// The `/count…` ones count a hit unless anti-refresh says not to; `/nocount…` never count.
+fn count_route(
+    path: impl Filter<Extract = (), Error = Rejection> + Clone,
+    app: Arc<App>,
+    counting: bool,
+    render: Render,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    path.and(visit())
         .and(with_state(app))
-        .then(|visit: Visit, app: Arc<App>| async move { answer(&app, &visit, true, Format::Text) })
+        .then(move |visit: Visit, app: Arc<App>| async move {
+            handlers::count(&app, &visit, counting, render)
+        })
 }
 
-/// GET|HEAD /nocount?url=… — replies with the count as text; never counts, never sets a cookie.
-fn nocount_text(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("nocount")
+/// GET|HEAD /nocount/history.json?url=…&days=30 — daily counts, oldest first.
+fn history_json(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("nocount" / "history.json")
         .and(visit())
         .and(with_state(app))
-        .then(
-            |visit: Visit, app: Arc<App>| async move { answer(&app, &visit, false, Format::Text) },
-        )
+        .then(|visit: Visit, app: Arc<App>| async move { handlers::history_json(&app, &visit) })
 }
 
-/// GET|HEAD /count/tag.svg?url=… — as `/count`, replying with an SVG badge.
-fn count_svg(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("count" / "tag.svg")
+/// GET|HEAD /nocount/history.svg?url=…&days=30 — a sparkline of daily counts.
+fn history_svg(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("nocount" / "history.svg")
         .and(visit())
         .and(with_state(app))
-        .then(|visit: Visit, app: Arc<App>| async move { answer(&app, &visit, true, Format::Svg) })
-}
-
-/// GET|HEAD /nocount/tag.svg?url=… — as `/nocount`, replying with an SVG badge.
-fn nocount_svg(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("nocount" / "tag.svg")
-        .and(visit())
-        .and(with_state(app))
-        .then(|visit: Visit, app: Arc<App>| async move { answer(&app, &visit, false, Format::Svg) })
+        .then(|visit: Visit, app: Arc<App>| async move { handlers::history_svg(&app, &visit) })
 }
 
 /// OPTIONS /* — answers a CORS preflight with 204.
@@ -140,13 +173,6 @@ fn optional_header(
         .unify()
 }
 
-/// The parts of a counting request the handler reads.
-struct Visit {
-    method: Method,
-    query: String,
-    headers: HeaderMap,
-}
-
 /// GET or HEAD, with the query string and headers.
 fn visit() -> impl Filter<Extract = (Visit,), Error = Rejection> + Clone {
     get_or_head()
@@ -157,107 +183,6 @@ fn visit() -> impl Filter<Extract = (Visit,), Error = Rejection> + Clone {
             method,
             query,
             headers,
-        })
-}
-
-/// Answers a request on a counting route: finds the key, counts if asked to, renders the reply.
-fn answer(app: &App, visit: &Visit, counting: bool, format: Format) -> Response {
-    match try_answer(app, visit, counting, format) {
-        Ok(response) => response,
-        Err(err) => err.into_response(format),
-    }
-}
-
-fn try_answer(app: &App, visit: &Visit, counting: bool, format: Format) -> Result<Response, Error> {
-    let key = target_key(visit, app.settings.max_url_length)?;
-    // HEAD is a peek (link checkers, proxies probing): it never counts and never sets a cookie.
-    let counting = counting && visit.method != Method::HEAD;
-    let now_ms = app.clock.now_ms();
-    let cookie = visit.headers.get(header::COOKIE).map(HeaderValue::as_bytes);
-    let (total, set_cookie) =
-        if counting && !cookie.is_some_and(|c| app.cookies.is_fresh(&key, c, now_ms)) {
-            let total = app.counter.hit(&key)?.total;
-            let set_cookie = app.cookies.enabled().then(|| {
-                let secure = is_secure(&app.settings, &visit.headers);
-                app.cookies.issue(&key, now_ms, secure, &mut rand::rng())
-            });
-            (total, set_cookie)
-        } else {
-            (app.counter.peek(&key)?.total, None)
-        };
-    let mut response = match format {
-        Format::Text => error::text(StatusCode::OK, total.to_string()),
-        Format::Svg => {
-            let svg = match &app.settings.svg_template {
-                Some(template) => template.render(total, &key),
-                None => badge::count(total),
-            };
-            let mut response = Response::new(svg.into());
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("image/svg+xml"),
-            );
-            response
-        }
-    };
-    if let Some(set_cookie) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
-        response
-            .headers_mut()
-            .insert(header::SET_COOKIE, set_cookie);
-    }
-    Ok(response)
-}
-
-/// The key of the page to count: `?url=` when present and non-empty, else `Referer`, else
-/// `Referrer` (the original honours both spellings).
-fn target_key(visit: &Visit, max_len: usize) -> Result<String, Error> {
-    let from_query = url::form_urlencoded::parse(visit.query.as_bytes())
-        .find(|(name, value)| name == "url" && !value.is_empty())
-        .map(|(_, value)| value);
-    let target = match from_query {
-        Some(target) => target,
-        None => ["referer", "referrer"]
-            .iter()
-            .filter_map(|name| visit.headers.get(*name))
-            .find(|value| !value.is_empty())
-            .map(|value| String::from_utf8_lossy(value.as_bytes()))
-            .ok_or(Error::NoTarget)?,
-    };
-    Ok(key::normalise(&target, max_len)?)
-}
-
-/// Whether the cookie should be `Secure` (and `SameSite=None`).
-fn is_secure(settings: &Settings, headers: &HeaderMap) -> bool {
-    match settings.cookie_secure {
-        CookieSecure::Always => true,
-        CookieSecure::Never => false,
-        CookieSecure::Auto => settings.trust_proxy && forwarded_https(headers),
-    }
-}
-
-/// Whether a proxy says the client used HTTPS (`X-Forwarded-Proto` or `Forwarded: proto=`).
-fn forwarded_https(headers: &HeaderMap) -> bool {
-    let first_is_https = |value: &HeaderValue| {
-        value.to_str().ok().is_some_and(|v| {
-            v.split(',')
-                .next()
-                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
-        })
-    };
-    if let Some(proto) = headers.get("x-forwarded-proto") {
-        return first_is_https(proto);
-    }
-    headers
-        .get(header::FORWARDED)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .is_some_and(|first| {
-            first.split(';').any(|pair| {
-                pair.trim().split_once('=').is_some_and(|(k, v)| {
-                    k.eq_ignore_ascii_case("proto")
-                        && v.trim_matches('"').eq_ignore_ascii_case("https")
-                })
-            })
         })
 }
 

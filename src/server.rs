@@ -11,7 +11,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::cookie::AntiRefresh;
 use crate::counter::{Counter, spawn_flusher};
-use crate::routes::{self, App};
+use crate::handlers::App;
+use crate::routes;
 use crate::store::{OpenError, Store, StoreError};
 
 /// Why the server could not start, or could not stop cleanly. One sentence each.

@@ -1,0 +1,266 @@
+//! What each endpoint does with a request: find the page's key, count it (or not), and render
+//! the reply: text, an SVG badge, JSON, shields.io's endpoint JSON, or a history chart.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use warp::http::header::{self, HeaderMap, HeaderValue};
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+
+use crate::badge;
+use crate::cache::Counts;
+use crate::clock::{self, Clock};
+use crate::config::{CookieSecure, Settings};
+use crate::cookie::AntiRefresh;
+use crate::counter::Counter;
+use crate::error::{Error, Output, reply};
+use crate::format;
+use crate::key;
+use crate::params::Query;
+use crate::sparkline;
+
+/// What every request handler shares.
+pub struct App {
+    /// The counts.
+    pub counter: Arc<Counter>,
+    /// Anti-refresh cookies, signed with the store's secret.
+    pub cookies: AntiRefresh,
+    /// The clock for cookie windows (the counter has the same one for days).
+    pub clock: Arc<dyn Clock>,
+    /// The validated settings.
+    pub settings: Settings,
+}
+
+/// The parts of a request the handlers read.
+pub struct Visit {
+    /// GET or HEAD (HEAD never counts).
+    pub method: Method,
+    /// The raw query string, empty if none.
+    pub query: String,
+    /// The request headers (Referer, Cookie, forwarding headers).
+    pub headers: HeaderMap,
+}
+
+/// The form of a counting endpoint's reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Render {
+    /// The total as `text/plain`.
+    Text,
+    /// An SVG badge.
+    Svg,
+    /// `{"url", "total", "today"}`.
+    Json,
+    /// shields.io's endpoint schema.
+    Shields,
+}
+
+impl Render {
+    fn output(self) -> Output {
+        match self {
+            Render::Text => Output::Text,
+            Render::Svg => Output::Svg,
+            Render::Json | Render::Shields => Output::Json,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CountBody<'a> {
+    url: &'a str,
+    total: u64,
+    today: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ShieldsBody<'a> {
+    schema_version: u8,
+    label: &'a str,
+    message: String,
+    color: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label_color: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct HistoryBody<'a> {
+    url: &'a str,
+    days: Vec<DayBody>,
+}
+
+#[derive(Serialize)]
+struct DayBody {
+    date: String,
+    count: u64,
+}
+
+/// A counting endpoint: `/count…` when `counting`, `/nocount…` otherwise.
+pub fn count(app: &App, visit: &Visit, counting: bool, render: Render) -> Response {
+    try_count(app, visit, counting, render).unwrap_or_else(|err| err.into_response(render.output()))
+}
+
+fn try_count(app: &App, visit: &Visit, counting: bool, render: Render) -> Result<Response, Error> {
+    let query = Query::parse(&visit.query)?;
+    let key = target_key(&query, &visit.headers, app.settings.max_url_length)?;
+    // HEAD is a peek (link checkers, proxies probing): it never counts and never sets a cookie.
+    let counting = counting && visit.method != Method::HEAD;
+    let now_ms = app.clock.now_ms();
+    let cookie = visit.headers.get(header::COOKIE).map(HeaderValue::as_bytes);
+    let (counts, set_cookie) =
+        if counting && !cookie.is_some_and(|c| app.cookies.is_fresh(&key, c, now_ms)) {
+            let counts = app.counter.hit(&key)?;
+            let set_cookie = app.cookies.enabled().then(|| {
+                let secure = is_secure(&app.settings, &visit.headers);
+                app.cookies.issue(&key, now_ms, secure, &mut rand::rng())
+            });
+            (counts, set_cookie)
+        } else {
+            (app.counter.peek(&key)?, None)
+        };
+    let mut response = match render {
+        Render::Text => reply(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            counts.total.to_string(),
+        ),
+        Render::Svg => reply(
+            StatusCode::OK,
+            "image/svg+xml",
+            badge_svg(app, &query, counts, &key),
+        ),
+        Render::Json => json(&CountBody {
+            url: &key,
+            total: counts.total,
+            today: counts.today,
+        }),
+        Render::Shields => {
+            let look = query.look();
+            json(&ShieldsBody {
+                schema_version: 1,
+                label: &look.label,
+                message: format::message(counts, query.show, query.format),
+                color: look.color.name(),
+                label_color: look.label_color.as_ref().map(badge::Color::name),
+            })
+        }
+    };
+    if let Some(set_cookie) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, set_cookie);
+    }
+    Ok(response)
+}
+
+/// The badge: the configured template when there is one and no `style` is asked for, else the
+/// shields-style badge the query describes.
+fn badge_svg(app: &App, query: &Query, counts: Counts, key: &str) -> String {
+    let message = format::message(counts, query.show, query.format);
+    match (&app.settings.svg_template, query.style) {
+        (Some(template), None) => template.render(&message, key),
+        _ => badge::render(&query.look(), &message),
+    }
+}
+
+/// GET /nocount/history.json: daily counts, oldest first, zero days included.
+pub fn history_json(app: &App, visit: &Visit) -> Response {
+    let answer = history(app, visit).map(|(key, days, _)| {
+        json(&HistoryBody {
+            url: &key,
+            days: days
+                .into_iter()
+                .map(|(day, count)| DayBody {
+                    date: clock::date(day),
+                    count,
+                })
+                .collect(),
+        })
+    });
+    answer.unwrap_or_else(|err| err.into_response(Output::Json))
+}
+
+/// GET /nocount/history.svg: the daily counts as a small chart, the total in its title.
+pub fn history_svg(app: &App, visit: &Visit) -> Response {
+    let answer = history(app, visit).map(|(key, days, total)| {
+        let counts: Vec<u64> = days.iter().map(|&(_, count)| count).collect();
+        reply(
+            StatusCode::OK,
+            "image/svg+xml",
+            sparkline::render(&key, &counts, total),
+        )
+    });
+    answer.unwrap_or_else(|err| err.into_response(Output::Svg))
+}
+
+/// The key, its daily counts for the asked number of days, and its total.
+fn history(app: &App, visit: &Visit) -> Result<(String, Vec<(u32, u64)>, u64), Error> {
+    let query = Query::parse(&visit.query)?;
+    let days = query.history_days(app.settings.history_days)?;
+    let key = target_key(&query, &visit.headers, app.settings.max_url_length)?;
+    let history = app.counter.history(&key, days)?;
+    let total = app.counter.peek(&key)?.total;
+    Ok((key, history, total))
+}
+
+/// A JSON reply. Serialising these plain structs cannot fail; if it ever did, the reply says so.
+fn json(body: &impl Serialize) -> Response {
+    match serde_json::to_string(body) {
+        Ok(body) => reply(StatusCode::OK, "application/json", body),
+        Err(err) => {
+            tracing::error!(cause = %err, "cannot serialise a reply");
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "application/json",
+                r#"{"error":"cannot serialise the reply"}"#.into(),
+            )
+        }
+    }
+}
+
+/// The key of the page to count: `?url=` when present and non-empty, else `Referer`, else
+/// `Referrer` (the original honours both spellings).
+fn target_key(query: &Query, headers: &HeaderMap, max_len: usize) -> Result<String, Error> {
+    let target = match &query.url {
+        Some(url) => url.into(),
+        None => ["referer", "referrer"]
+            .iter()
+            .filter_map(|name| headers.get(*name))
+            .find(|value| !value.is_empty())
+            .map(|value| String::from_utf8_lossy(value.as_bytes()))
+            .ok_or(Error::NoTarget)?,
+    };
+    Ok(key::normalise(&target, max_len)?)
+}
+
+/// Whether the cookie should be `Secure` (and `SameSite=None`).
+fn is_secure(settings: &Settings, headers: &HeaderMap) -> bool {
+    match settings.cookie_secure {
+        CookieSecure::Always => true,
+        CookieSecure::Never => false,
+        CookieSecure::Auto => settings.trust_proxy && forwarded_https(headers),
+    }
+}
+
+/// Whether a proxy says the client used HTTPS (`X-Forwarded-Proto` or `Forwarded: proto=`).
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    let is_https = |proto: &str| proto.trim().trim_matches('"').eq_ignore_ascii_case("https");
+    if let Some(proto) = headers.get("x-forwarded-proto") {
+        return proto
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(',').next())
+            .is_some_and(is_https);
+    }
+    headers
+        .get(header::FORWARDED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|first| {
+            first.split(';').any(|pair| {
+                pair.trim()
+                    .split_once('=')
+                    .is_some_and(|(k, v)| k.eq_ignore_ascii_case("proto") && is_https(v))
+            })
+        })
+}

@@ -1,0 +1,176 @@
+//! The query string of a counting request: the target `url` and the badge and history options,
+//! parsed and validated. Pure. The first of repeated parameters wins.
+
+use crate::badge::{Color, DEFAULT_LABEL, Invalid, Look, MAX_LABEL_CHARS, Style};
+use crate::error::Error;
+use crate::format::{NumberFormat, Show};
+
+/// Days of history when `days` is not given.
+pub const DEFAULT_HISTORY_DAYS: u32 = 30;
+
+/// A parsed query string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// `url`, when present and non-empty.
+    pub url: Option<String>,
+    /// `style`, when given.
+    pub style: Option<Style>,
+    /// `label`; `Some("")` asks for a message-only badge.
+    pub label: Option<String>,
+    /// `color`, the value side.
+    pub color: Option<Color>,
+    /// `labelColor`, the label side.
+    pub label_color: Option<Color>,
+    /// `format` of numbers.
+    pub format: NumberFormat,
+    /// `show`: which count.
+    pub show: Show,
+    /// `days` of history, unchecked against the configured maximum.
+    pub days: Option<u32>,
+}
+
+impl Query {
+    /// Parses a raw query string (without `?`). Unknown parameters are ignored.
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        let mut query = Query::default();
+        let mut seen: Vec<&'static str> = Vec::new();
+        for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+            let Some(name) = PARAMS.iter().copied().find(|known| *known == name) else {
+                continue;
+            };
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            let bad = |Invalid(reason)| Error::BadParam {
+                name,
+                reason: reason.into(),
+            };
+            match name {
+                "url" => query.url = Some(value.into_owned()).filter(|v| !v.is_empty()),
+                "style" => query.style = Some(value.parse().map_err(bad)?),
+                "label" => query.label = Some(label(&value).map_err(bad)?),
+                "color" => query.color = Some(value.parse().map_err(bad)?),
+                "labelColor" => query.label_color = Some(value.parse().map_err(bad)?),
+                "format" => query.format = value.parse().map_err(bad)?,
+                "show" => query.show = value.parse().map_err(bad)?,
+                _ => {
+                    query.days = Some(
+                        value
+                            .parse()
+                            .map_err(|_| bad(Invalid("must be a whole number")))?,
+                    )
+                }
+            }
+        }
+        Ok(query)
+    }
+
+    /// The badge look the query asks for (defaults where it says nothing).
+    pub fn look(&self) -> Look {
+        Look {
+            style: self.style.unwrap_or_default(),
+            label: self.label.clone().unwrap_or_else(|| DEFAULT_LABEL.into()),
+            color: self.color.clone().unwrap_or_else(Color::count),
+            label_color: self.label_color.clone(),
+        }
+    }
+
+    /// `days`, checked to be within 1 and `max` (the configured history); 30 (or `max`) if absent.
+    pub fn history_days(&self, max: u32) -> Result<u32, Error> {
+        match self.days {
+            None => Ok(DEFAULT_HISTORY_DAYS.min(max)),
+            Some(days) if (1..=max).contains(&days) => Ok(days),
+            Some(_) => Err(Error::BadParam {
+                name: "days",
+                reason: format!("must be from 1 to {max}"),
+            }),
+        }
+    }
+}
+
+/// The parameters a query may carry.
+const PARAMS: [&str; 8] = [
+    "url",
+    "style",
+    "label",
+    "color",
+    "labelColor",
+    "format",
+    "show",
+    "days",
+];
+
+fn label(text: &str) -> Result<String, Invalid> {
+    if text.chars().count() > MAX_LABEL_CHARS {
+        return Err(Invalid("must be at most 64 characters"));
+    }
+    Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad_param(raw: &str) -> Option<&'static str> {
+        match Query::parse(raw) {
+            Err(Error::BadParam { name, .. }) => Some(name),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn every_parameter_is_parsed() -> Result<(), Error> {
+        let query = Query::parse(
+            "url=a.com&style=plastic&label=views&color=blue&labelColor=abc&format=short&show=both&days=7&x=1",
+        )?;
+        assert_eq!(query.url.as_deref(), Some("a.com"));
+        assert_eq!(query.style, Some(Style::Plastic));
+        assert_eq!(query.label.as_deref(), Some("views"));
+        assert_eq!(query.color.as_ref().map(Color::as_str), Some("#007ec6"));
+        assert_eq!(query.label_color.as_ref().map(Color::as_str), Some("#abc"));
+        assert_eq!(query.format, NumberFormat::Short);
+        assert_eq!(query.show, Show::Both);
+        assert_eq!(query.history_days(400)?, 7);
+        Ok(())
+    }
+
+    #[test]
+    fn defaults_and_first_wins() -> Result<(), Error> {
+        let query = Query::parse("url=&label=&style=flat&style=bogus")?;
+        assert_eq!(query.url, None, "an empty url is no url");
+        assert_eq!(
+            query.look().label,
+            "",
+            "an empty label asks for a message-only badge"
+        );
+        assert_eq!(query.style, Some(Style::Flat));
+        assert_eq!(Query::parse("")?.look(), Look::default());
+        assert_eq!(Query::parse("")?.history_days(400)?, 30);
+        assert_eq!(Query::parse("")?.history_days(7)?, 7);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_values_name_their_parameter() {
+        assert_eq!(bad_param("style=social"), Some("style"));
+        assert_eq!(bad_param("color=%23abc"), Some("color"));
+        assert_eq!(bad_param("labelColor=nope"), Some("labelColor"));
+        assert_eq!(bad_param("format=roman"), Some("format"));
+        assert_eq!(bad_param("show=yesterday"), Some("show"));
+        assert_eq!(bad_param("days=-1"), Some("days"));
+        assert_eq!(
+            bad_param(&format!("label={}", "x".repeat(65))),
+            Some("label")
+        );
+        assert_eq!(bad_param(&format!("label={}", "x".repeat(64))), None);
+        assert!(matches!(
+            Query::parse("days=0").and_then(|q| q.history_days(400)),
+            Err(Error::BadParam { name: "days", .. })
+        ));
+        assert!(matches!(
+            Query::parse("days=401").and_then(|q| q.history_days(400)),
+            Err(Error::BadParam { name: "days", .. })
+        ));
+    }
+}
