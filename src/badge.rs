@@ -237,7 +237,7 @@ impl Template {
 /// Drops characters XML 1.0 cannot hold (escaping is the renderer's job).
 fn xml_safe(text: &str) -> String {
     text.chars()
-        .filter(|&c| !(c.is_control() && !matches!(c, '\t' | '\n' | '\r')))
+        .filter(|&c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
         .filter(|&c| !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
         .collect()
 }

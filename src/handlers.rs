@@ -193,8 +193,11 @@ pub fn history_svg(app: &App, visit: &Visit) -> Response {
     answer.unwrap_or_else(|err| err.into_response(Output::Svg))
 }
 
+/// A key's daily counts (day, count), oldest first.
+type Days = Vec<(u32, u64)>;
+
 /// The key, its daily counts for the asked number of days, and its total.
-fn history(app: &App, visit: &Visit) -> Result<(String, Vec<(u32, u64)>, u64), Error> {
+fn history(app: &App, visit: &Visit) -> Result<(String, Days, u64), Error> {
     let query = Query::parse(&visit.query)?;
     let days = query.history_days(app.settings.history_days)?;
     let key = target_key(&query, &visit.headers, app.settings.max_url_length)?;

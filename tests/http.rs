@@ -1,104 +1,16 @@
 //! The HTTP interface of a real server (the library's `run`) on a loopback port 0, driven by a
 //! real HTTP client, over a real sled directory.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::time::Duration;
 
-use clap::Parser;
+use common::{TestResult, TestServer, encode};
 use hitcounter::store::Store;
-use hitcounter::{Config, RunError};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 /// Request headers as (name, value) pairs.
 type Headers<'a> = &'a [(&'a str, &'a str)];
-
-/// A server started through `hitcounter::run` on 127.0.0.1:0.
-struct TestServer {
-    base: String,
-    data_dir: PathBuf,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), RunError>>,
-    client: reqwest::Client,
-}
-
-impl TestServer {
-    async fn start(
-        data_dir: &Path,
-        extra: &[&str],
-    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let data = data_dir.to_string_lossy().into_owned();
-        let mut args = vec![
-            "hitcounter",
-            "--data-dir",
-            &data,
-            "--flush-interval-ms",
-            "50",
-        ];
-        args.extend_from_slice(extra);
-        let config = Config::try_parse_from(args)?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(hitcounter::run(config, listener, async move {
-            let _ = stopped.await;
-        }));
-        Ok(Self {
-            base,
-            data_dir: data_dir.to_path_buf(),
-            stop,
-            task,
-            client: reqwest::Client::new(),
-        })
-    }
-
-    /// Stops the server through its shutdown future and waits for the final flush.
-    async fn stop(self) -> TestResult {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task).await???;
-        Ok(())
-    }
-
-    async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Result<reqwest::Response> {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request.send().await
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Result<reqwest::Response> {
-        self.request(Method::GET, path, &[]).await
-    }
-
-    /// The body of a GET as text, asserting a 200.
-    async fn text(&self, path: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-        let response = self.get(path).await?;
-        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-        Ok(response.text().await?)
-    }
-
-    /// The count of `url` as `/nocount` reports it.
-    async fn count_of(&self, url: &str) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self
-            .text(&format!("/nocount?url={}", encode(url)))
-            .await?
-            .parse()?)
-    }
-}
-
-fn encode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers

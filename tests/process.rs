@@ -132,6 +132,23 @@ async fn count(
         .parse()?)
 }
 
+/// Today's count of `url`, from `/nocount.json`.
+async fn today(
+    client: &reqwest::Client,
+    base: &str,
+    url: &str,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    let body: serde_json::Value = client
+        .get(format!("{base}/nocount.json?url={url}"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    body["today"]
+        .as_u64()
+        .ok_or_else(|| format!("no today in {body}").into())
+}
+
 #[tokio::test]
 async fn sigterm_and_ctrl_c_flush_every_acknowledged_hit() -> TestResult {
     for signal in ["-TERM", "-INT"] {
@@ -171,6 +188,8 @@ async fn sigterm_and_ctrl_c_flush_every_acknowledged_hit() -> TestResult {
             5,
             "{signal}"
         );
+        let today = today(&client, &server.base, "term.example").await?;
+        assert_eq!(today, 37, "{signal}: day buckets are flushed too");
     }
     Ok(())
 }
@@ -189,6 +208,7 @@ async fn kill_9_after_a_flush_interval_loses_nothing() -> TestResult {
 
     let server = Process::start(dir.path(), &args)?;
     assert_eq!(count(&client, &server.base, "crash.example").await?, 23);
+    assert_eq!(today(&client, &server.base, "crash.example").await?, 23);
     Ok(())
 }
 

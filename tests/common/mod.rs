@@ -1,0 +1,121 @@
+//! What the HTTP test binaries share: a real server started through the library on 127.0.0.1:0,
+//! and a real HTTP client to talk to it.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use hitcounter::clock::{Clock, SystemClock};
+use hitcounter::{Config, RunError};
+use reqwest::{Method, StatusCode};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Any error, for tests that use `?`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The result of a test.
+pub type TestResult = Result<(), BoxError>;
+
+/// A server started through `hitcounter::run` on 127.0.0.1:0.
+pub struct TestServer {
+    pub base: String,
+    pub data_dir: PathBuf,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), RunError>>,
+    client: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start(data_dir: &Path, extra: &[&str]) -> Result<Self, BoxError> {
+        Self::start_with_clock(data_dir, extra, Arc::new(SystemClock)).await
+    }
+
+    /// Starts a server whose days and cookie windows follow `clock`.
+    pub async fn start_with_clock(
+        data_dir: &Path,
+        extra: &[&str],
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, BoxError> {
+        let data = data_dir.to_string_lossy().into_owned();
+        let mut args = vec![
+            "hitcounter",
+            "--data-dir",
+            &data,
+            "--flush-interval-ms",
+            "50",
+        ];
+        args.extend_from_slice(extra);
+        let config = Config::try_parse_from(args)?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(hitcounter::run_with_clock(
+            config, listener, shutdown, clock,
+        ));
+        Ok(Self {
+            base,
+            data_dir: data_dir.to_path_buf(),
+            stop,
+            task,
+            client: reqwest::Client::new(),
+        })
+    }
+
+    /// Stops the server through its shutdown future and waits for the final flush.
+    pub async fn stop(self) -> TestResult {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task).await???;
+        Ok(())
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Result<reqwest::Response> {
+        self.request(Method::GET, path, &[]).await
+    }
+
+    /// The body of a GET as text, asserting a 200.
+    pub async fn text(&self, path: &str) -> Result<String, BoxError> {
+        let response = self.get(path).await?;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        Ok(response.text().await?)
+    }
+
+    /// The count of `url` as `/nocount` reports it.
+    pub async fn count_of(&self, url: &str) -> Result<u64, BoxError> {
+        Ok(self
+            .text(&format!("/nocount?url={}", encode(url)))
+            .await?
+            .parse()?)
+    }
+}
+
+/// A response header as text ("" when absent or not text).
+pub fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// `text` percent-encoded for a query string.
+pub fn encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
