@@ -2,14 +2,17 @@
 //! as an SVG badge (`/count/tag.svg`) or as text (`/count`); `/nocount` reads without counting.
 //!
 //! # Layout
-//! Data flows one way: request → [`routes`] → [`key`] → [`counter`] ([`cache`] → [`store`]) →
-//! [`badge`] → reply.
+//! Data flows one way: request → [`routes`] → [`handlers`] ([`params`], [`key`]) → [`counter`]
+//! ([`cache`] → [`store`]) → [`badge`] / [`format`](mod@format) / [`sparkline`] → reply.
 //! - [`config`]: the command line and environment, validated into settings.
 //! - [`server`]: [`run`], the lifecycle: store, flusher, serving, graceful shutdown.
-//! - [`routes`]: the warp filters, one per endpoint; [`web`]: the embedded tool page.
+//! - [`routes`]: the warp filters, one per endpoint; [`handlers`]: what each endpoint does;
+//!   [`web`]: the embedded tool page.
+//! - [`params`] (pure): the query string, parsed and validated.
 //! - [`error`]: the request error enum and its mapping to replies.
 //! - [`key`] (pure): URL → key normalisation.
-//! - [`badge`] (pure): SVG rendering.
+//! - [`badge`] (pure): SVG badges in shields.io's styles; [`format`](mod@format) (pure): which count and how
+//!   it is written; [`sparkline`] (pure): the history chart.
 //! - [`clock`]: the wall clock and UTC days, injectable for tests.
 //! - [`cookie`] (pure): anti-refresh cookie names and signed values.
 //! - [`cache`]: the bounded DashMap front cache; [`store`]: sled; [`counter`]: both, and the

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use warp::filters::BoxedFilter;
 use warp::http::header::{self, HeaderValue};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
@@ -13,71 +14,48 @@ use crate::error;
 use crate::handlers::{self, App, Render, Visit};
 use crate::web;
 
+/// One endpoint's filter, boxed: a dynamic call per request keeps the route tree's type small
+/// enough for the compiler (an unboxed tree of a dozen endpoints overflows its recursion limit).
+type Route = BoxedFilter<(Response,)>;
+
 /// Every route, with the common headers and the one `recover` for warp's rejections.
 pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
-    let counting = count_route(warp::path!("count"), app.clone(), true, Render::Text)
-        .or(count_route(
-            warp::path!("nocount"),
-            app.clone(),
-            false,
-            Render::Text,
-        ))
-        .unify()
-        .or(count_route(
-            warp::path!("count" / "tag.svg"),
-            app.clone(),
-            true,
-            Render::Svg,
-        ))
-        .unify()
-        .or(count_route(
-            warp::path!("nocount" / "tag.svg"),
-            app.clone(),
-            false,
-            Render::Svg,
-        ))
-        .unify()
-        .or(count_route(
-            warp::path!("count.json"),
-            app.clone(),
-            true,
-            Render::Json,
-        ))
-        .unify()
-        .or(count_route(
-            warp::path!("nocount.json"),
-            app.clone(),
-            false,
-            Render::Json,
-        ))
-        .unify()
-        .or(count_route(
+    let endpoints = [
+        count_route(warp::path!("count"), &app, true, Render::Text),
+        count_route(warp::path!("nocount"), &app, false, Render::Text),
+        count_route(warp::path!("count" / "tag.svg"), &app, true, Render::Svg),
+        count_route(warp::path!("nocount" / "tag.svg"), &app, false, Render::Svg),
+        count_route(warp::path!("count.json"), &app, true, Render::Json),
+        count_route(warp::path!("nocount.json"), &app, false, Render::Json),
+        count_route(
             warp::path!("count" / "shields.json"),
-            app.clone(),
+            &app,
             true,
             Render::Shields,
-        ))
-        .unify()
-        .or(count_route(
+        ),
+        count_route(
             warp::path!("nocount" / "shields.json"),
-            app.clone(),
+            &app,
             false,
             Render::Shields,
-        ))
-        .unify();
-    let endpoints = counting
-        .or(history_json(app.clone()))
-        .unify()
-        .or(history_svg(app))
-        .unify()
-        .or(preflight())
-        .unify()
-        .or(web::files())
-        .unify()
-        .recover(error::rejection_reply)
-        .unify();
+        ),
+        history_json(&app),
+        history_svg(&app),
+        preflight().boxed(),
+        // Last: it answers any other GET path that names an embedded file.
+        web::files().boxed(),
+    ]
+    .into_iter()
+    .reduce(|first, second| first.or(second).unify().boxed())
+    .unwrap_or_else(|| {
+        warp::any()
+            .and_then(|| async { Err(warp::reject::not_found()) })
+            .boxed()
+    })
+    .recover(error::rejection_reply)
+    .unify();
     optional_header("origin")
         .and(endpoints)
         .map(common_headers)
@@ -93,32 +71,35 @@ pub fn routes(
 ///
 /// The `/count…` ones count a hit unless anti-refresh says not to; `/nocount…` never count.
 fn count_route(
-    path: impl Filter<Extract = (), Error = Rejection> + Clone,
-    app: Arc<App>,
+    path: impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
+    app: &Arc<App>,
     counting: bool,
     render: Render,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+) -> Route {
     path.and(visit())
         .and(with_state(app))
         .then(move |visit: Visit, app: Arc<App>| async move {
             handlers::count(&app, &visit, counting, render)
         })
+        .boxed()
 }
 
 /// GET|HEAD /nocount/history.json?url=…&days=30 — daily counts, oldest first.
-fn history_json(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn history_json(app: &Arc<App>) -> Route {
     warp::path!("nocount" / "history.json")
         .and(visit())
         .and(with_state(app))
         .then(|visit: Visit, app: Arc<App>| async move { handlers::history_json(&app, &visit) })
+        .boxed()
 }
 
 /// GET|HEAD /nocount/history.svg?url=…&days=30 — a sparkline of daily counts.
-fn history_svg(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn history_svg(app: &Arc<App>) -> Route {
     warp::path!("nocount" / "history.svg")
         .and(visit())
         .and(with_state(app))
         .then(|visit: Visit, app: Arc<App>| async move { handlers::history_svg(&app, &visit) })
+        .boxed()
 }
 
 /// OPTIONS /* — answers a CORS preflight with 204.
@@ -154,7 +135,10 @@ fn preflight() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone 
 }
 
 /// Hands the shared state to a handler (as warp's `examples/todos.rs`).
-fn with_state(app: Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone {
+fn with_state(
+    app: &Arc<App>,
+) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone + use<> {
+    let app = Arc::clone(app);
     warp::any().map(move || Arc::clone(&app))
 }
 

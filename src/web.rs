@@ -11,7 +11,7 @@ use crate::routes::get_or_head;
 /// Every file of `web/`, embedded at build time.
 static WEB: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/web");
 
-/// GET|HEAD / and GET|HEAD /<file> — the embedded page and its assets; anything else is no route.
+/// `GET|HEAD /` and `GET|HEAD /<file>` — the embedded page and its assets; anything else is no route.
 pub fn files() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     get_or_head()
         .and(warp::path::tail())

@@ -295,6 +295,33 @@ async fn today_and_total_cross_midnight_and_history_keeps_gaps() -> TestResult {
 }
 
 #[tokio::test]
+async fn old_days_are_pruned_in_the_background_when_the_day_changes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let day = 20_000u32;
+    let clock = Arc::new(ManualClock::new(u64::from(day) * DAY_MS));
+    let args = ["--cookie-window-secs", "0", "--history-days", "2"];
+    let server = TestServer::start_with_clock(dir.path(), &args, clock.clone()).await?;
+    server.get("/count?url=prune.example").await?;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await; // flushed
+    clock.advance(DAY_MS);
+    server.get("/count?url=prune.example").await?;
+    clock.advance(DAY_MS); // day + 2: the first day is now older than 2 days
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // a flush tick prunes
+    server.stop().await?;
+    let store = hitcounter::store::Store::open(dir.path())?;
+    assert_eq!(
+        store.days_of("prune.example", 0, day + 10)?,
+        vec![(day + 1, 1)]
+    );
+    assert_eq!(
+        store.get("prune.example")?,
+        Some(2),
+        "totals are never pruned"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn json_routes_count_like_their_text_twins() -> TestResult {
     let dir = tempfile::tempdir()?;
     let server = TestServer::start(dir.path(), &[]).await?;
