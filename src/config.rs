@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::badge::{MissingCount, Template};
+use crate::top::{DEFAULT_IGNORE, Ranking};
 
 /// A self-hosted page-view counter: every view of a page bumps a durable count, served as an SVG
 /// badge or as plain text.
@@ -70,6 +71,27 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub history_days: u32,
 
+    /// How many of the most-viewed domains the tool page shows (from `/nocount/top.json`).
+    #[arg(long, env = "HITCOUNTER_TOP_DOMAINS", default_value_t = 10,
+          value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub top_domains: u16,
+
+    /// How many of the most-viewed URLs the tool page shows; 0 hides the table.
+    #[arg(long, env = "HITCOUNTER_TOP_URLS", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub top_urls: u16,
+
+    /// Regular expressions of domains (host and port, the whole of it) left out of the top
+    /// tables; repeat the flag, or separate them with spaces in the variable. Giving any replaces
+    /// the defaults, which leave out loopback and private addresses.
+    #[arg(long, env = "HITCOUNTER_TOP_IGNORE", value_delimiter = ' ', default_values = DEFAULT_IGNORE)]
+    pub top_ignore: Vec<String>,
+
+    /// How often the top tables are recomputed from the store, in seconds (a background scan).
+    #[arg(long, env = "HITCOUNTER_TOP_REFRESH_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub top_refresh_secs: u64,
+
     /// On shutdown, how long in-flight requests may take to finish before the final flush, in
     /// seconds.
     #[arg(long, env = "HITCOUNTER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10,
@@ -109,6 +131,11 @@ pub struct Settings {
     pub svg_template: Option<Template>,
     /// See [`Config::max_url_length`].
     pub max_url_length: usize,
+    /// The top tables, from [`Config::top_domains`], [`Config::top_urls`] and
+    /// [`Config::top_ignore`].
+    pub ranking: Ranking,
+    /// See [`Config::top_refresh_secs`].
+    pub top_refresh: Duration,
     /// See [`Config::history_days`].
     pub history_days: u32,
     /// See [`Config::shutdown_timeout_secs`].
@@ -125,6 +152,14 @@ pub enum ConfigError {
         path: PathBuf,
         /// What the operating system said.
         source: std::io::Error,
+    },
+    /// A `--top-ignore` pattern is not a regular expression.
+    #[error("a --top-ignore pattern is not a valid regular expression ({patterns}): {source}")]
+    BadPattern {
+        /// The patterns given.
+        patterns: String,
+        /// The regex crate's error.
+        source: regex::Error,
     },
     /// The template lacks `{count}`.
     #[error("the SVG template {} does not contain {{count}}", path.display())]
@@ -164,6 +199,16 @@ impl Config {
             trust_proxy: self.trust_proxy,
             svg_template,
             max_url_length: to_usize(self.max_url_length),
+            ranking: Ranking::new(
+                usize::from(self.top_domains),
+                usize::from(self.top_urls),
+                &self.top_ignore,
+            )
+            .map_err(|source| ConfigError::BadPattern {
+                patterns: self.top_ignore.join(" "),
+                source,
+            })?,
+            top_refresh: Duration::from_secs(self.top_refresh_secs),
             history_days: self.history_days,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
         })
@@ -202,6 +247,9 @@ mod tests {
         assert_eq!(settings.cookie_value_length, 12);
         assert_eq!(settings.max_url_length, 2048);
         assert_eq!(settings.history_days, 400);
+        assert_eq!((settings.ranking.domains, settings.ranking.urls), (10, 0));
+        assert!(settings.ranking.ignore.is_match("127.0.0.1:8080"));
+        assert_eq!(settings.top_refresh, Duration::from_secs(60));
         assert_eq!(settings.data_dir, PathBuf::from("./hitcounter-data"));
         Ok(())
     }

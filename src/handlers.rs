@@ -19,6 +19,7 @@ use crate::format;
 use crate::key;
 use crate::params::Query;
 use crate::sparkline;
+use crate::top::Latest;
 
 /// What every request handler shares.
 pub struct App {
@@ -28,6 +29,8 @@ pub struct App {
     pub cookies: AntiRefresh,
     /// The clock for cookie windows (the counter has the same one for days).
     pub clock: Arc<dyn Clock>,
+    /// The latest ranking of top sites (refreshed in the background).
+    pub top: Arc<Latest>,
     /// The validated settings.
     pub settings: Settings,
 }
@@ -204,6 +207,11 @@ fn history(app: &App, visit: &Visit) -> Result<(String, Days, u64), Error> {
     let history = app.counter.history(&key, days)?;
     let total = app.counter.peek(&key)?.total;
     Ok((key, history, total))
+}
+
+/// GET /nocount/top.json: the latest ranking of domains and URLs.
+pub fn top_json(app: &App) -> Response {
+    json(&*app.top.get())
 }
 
 /// A JSON reply. Serialising these plain structs cannot fail; if it ever did, the reply says so.

@@ -15,6 +15,7 @@
 //!   it is written; [`sparkline`] (pure): the history chart.
 //! - [`clock`]: the wall clock and UTC days, injectable for tests.
 //! - [`cookie`] (pure): anti-refresh cookie names and signed values.
+//! - [`top`]: the top sites, ranked in the background.
 //! - [`cache`]: the bounded DashMap front cache; [`store`]: sled; [`counter`]: both, and the
 //!   flusher task.
 
@@ -35,6 +36,7 @@ pub mod routes;
 pub mod server;
 pub mod sparkline;
 pub mod store;
+pub mod top;
 pub mod web;
 
 pub use config::Config;

@@ -43,6 +43,7 @@ pub fn routes(
         ),
         history_json(&app),
         history_svg(&app),
+        top_json(&app),
         preflight().boxed(),
         // Last: it answers any other GET path that names an embedded file.
         web::files().boxed(),
@@ -99,6 +100,15 @@ fn history_svg(app: &Arc<App>) -> Route {
         .and(visit())
         .and(with_state(app))
         .then(|visit: Visit, app: Arc<App>| async move { handlers::history_svg(&app, &visit) })
+        .boxed()
+}
+
+/// GET|HEAD /nocount/top.json — the top domains and URLs, as last ranked in the background.
+fn top_json(app: &Arc<App>) -> Route {
+    warp::path!("nocount" / "top.json")
+        .and(get_or_head())
+        .and(with_state(app))
+        .then(|app: Arc<App>| async move { handlers::top_json(&app) })
         .boxed()
 }
 

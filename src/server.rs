@@ -14,6 +14,7 @@ use crate::counter::{Counter, spawn_flusher};
 use crate::handlers::App;
 use crate::routes;
 use crate::store::{OpenError, Store, StoreError};
+use crate::top::{Latest, Limits, spawn_refresher};
 
 /// Why the server could not start, or could not stop cleanly. One sentence each.
 #[derive(Debug, thiserror::Error)]
@@ -63,12 +64,25 @@ pub async fn run_with_clock(
         settings.cache_capacity,
         Arc::clone(&clock),
     ));
-    let (stop_flusher, flusher_stop) = watch::channel(false);
+    let (stop_tasks, tasks_stop) = watch::channel(false);
     let flusher = spawn_flusher(
         Arc::clone(&counter),
         settings.flush_interval,
         settings.history_days,
-        flusher_stop,
+        tasks_stop,
+    );
+
+    let top = Arc::new(Latest::new(Limits {
+        domains: settings.ranking.domains,
+        urls: settings.ranking.urls,
+    }));
+    let refresher = spawn_refresher(
+        counter.store().clone(),
+        settings.ranking.clone(),
+        Arc::clone(&top),
+        Arc::clone(&clock),
+        settings.top_refresh,
+        stop_tasks.subscribe(),
     );
 
     let address = listener.local_addr().map_err(RunError::Listener)?;
@@ -82,6 +96,7 @@ pub async fn run_with_clock(
         counter,
         cookies,
         clock,
+        top,
         settings,
     });
 
@@ -106,7 +121,10 @@ pub async fn run_with_clock(
     }
 
     // The flusher's last act is the final flush; its result is the run's result.
-    let _ = stop_flusher.send(true);
+    let _ = stop_tasks.send(true);
+    if let Err(join) = refresher.await {
+        std::panic::resume_unwind(join.into_panic());
+    }
     match flusher.await {
         Ok(report) => report.map(|_| ()).map_err(RunError::Store),
         Err(join) => std::panic::resume_unwind(join.into_panic()),

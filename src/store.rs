@@ -213,6 +213,57 @@ impl Store {
         Ok(removed + pending)
     }
 
+    /// Calls `visit(key, total)` for every counted key, in key order. Scans the whole tree: for
+    /// background tasks only.
+    pub fn for_each_total(&self, mut visit: impl FnMut(&str, u64)) -> Result<(), StoreError> {
+        for item in self.counts.iter() {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key);
+            visit(&key, decode(&key, &value)?);
+        }
+        Ok(())
+    }
+
+    /// Calls `visit(domain, total)` once per domain (a key up to its first `/`: host and port),
+    /// with the sum of its keys' totals. One pass in key order and constant memory, whatever the
+    /// number of domains: a domain's `domain/…` keys are one contiguous range, and the bare
+    /// `domain` key (which sorts before it, maybe with other domains in between) adds that range
+    /// by a prefix scan, so the range itself is then skipped. For background tasks only.
+    pub fn for_each_domain(&self, mut visit: impl FnMut(&str, u64)) -> Result<(), StoreError> {
+        // The run of `domain/…` keys being summed; `None` as the sum when the bare key did.
+        let mut run: Option<(String, Option<u64>)> = None;
+        for item in self.counts.iter() {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let total = decode(&key, &value)?;
+            match key.split_once('/') {
+                None => {
+                    let mut sum = total;
+                    for item in self.counts.scan_prefix(format!("{key}/")) {
+                        let (path_key, value) = item?;
+                        let path_key = String::from_utf8_lossy(&path_key);
+                        sum = sum.saturating_add(decode(&path_key, &value)?);
+                    }
+                    visit(&key, sum);
+                }
+                Some((domain, _)) => match &mut run {
+                    Some((current, sum)) if current == domain => {
+                        if let Some(sum) = sum {
+                            *sum = sum.saturating_add(total);
+                        }
+                    }
+                    _ => {
+                        end_run(&mut run, &mut visit);
+                        let counted = self.counts.contains_key(domain)?;
+                        run = Some((domain.to_owned(), (!counted).then_some(total)));
+                    }
+                },
+            }
+        }
+        end_run(&mut run, &mut visit);
+        Ok(())
+    }
+
     /// Makes every write so far durable on disk (fsync). Blocking.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
@@ -267,6 +318,13 @@ fn day_from(day_key: &[u8]) -> Option<u32> {
     <[u8; 4]>::try_from(&day_key[tail..])
         .ok()
         .map(u32::from_be_bytes)
+}
+
+/// Reports a finished run of `domain/…` keys, unless its bare key already did.
+fn end_run(run: &mut Option<(String, Option<u64>)>, visit: &mut impl FnMut(&str, u64)) {
+    if let Some((domain, Some(sum))) = run.take() {
+        visit(&domain, sum);
+    }
 }
 
 fn from_transaction(err: TransactionError<StoreError>) -> StoreError {
@@ -333,6 +391,40 @@ mod tests {
         assert_eq!(store.prune_days(4)?, 2);
         assert_eq!(store.days_of("a.com", 0, 10)?, vec![(5, 5)]);
         assert_eq!(store.days_of("a.co", 0, 10)?, vec![(4, 4)]);
+        Ok(())
+    }
+
+    #[test]
+    fn domains_sum_their_keys_in_one_pass() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        // "a.com-x" and "a.com.evil" sort between "a.com" and "a.com/…".
+        let totals = [
+            ("a.com", 1),
+            ("a.com-x", 10),
+            ("a.com.evil/p", 100),
+            ("a.com/p", 1000),
+            ("a.com/q", 10_000),
+            ("b.org/only/paths", 5),
+            ("b.org/x", 7),
+            ("c.net:8080/x", 3),
+        ];
+        store.put(&totals, &[])?;
+        let mut domains = Vec::new();
+        store.for_each_domain(|domain, total| domains.push((domain.to_owned(), total)))?;
+        domains.sort();
+        let want = [
+            ("a.com", 11_001),
+            ("a.com-x", 10),
+            ("a.com.evil", 100),
+            ("b.org", 12),
+            ("c.net:8080", 3),
+        ];
+        let want: Vec<(String, u64)> = want.iter().map(|(d, t)| ((*d).to_owned(), *t)).collect();
+        assert_eq!(domains, want);
+        let mut keys = 0;
+        store.for_each_total(|_, _| keys += 1)?;
+        assert_eq!(keys, totals.len());
         Ok(())
     }
 

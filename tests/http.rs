@@ -743,3 +743,50 @@ async fn odd_bytes_in_headers_are_a_clear_error_or_ignored_never_a_500() -> Test
     );
     server.stop().await
 }
+
+#[tokio::test]
+async fn top_sites_are_ranked_in_the_background_without_ignored_domains() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let args = [
+        "--cookie-window-secs",
+        "0",
+        "--top-refresh-secs",
+        "1",
+        "--top-urls",
+        "2",
+    ];
+    let server = TestServer::start(dir.path(), &args).await?;
+    let before: serde_json::Value = server.get("/nocount/top.json").await?.json().await?;
+    assert_eq!(
+        before,
+        serde_json::json!({"domains": [], "urls": [], "limits": {"domains": 10, "urls": 2}, "updated_ms": null})
+    );
+    for (url, hits) in [
+        ("top.example/a", 3),
+        ("top.example/b", 2),
+        ("other.example", 4),
+        ("localhost:9999/x", 50),
+    ] {
+        for _ in 0..hits {
+            server.get(&format!("/count?url={url}")).await?;
+        }
+    }
+    let mut top = serde_json::Value::Null;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        top = server.get("/nocount/top.json").await?.json().await?;
+        if top["domains"].as_array().is_some_and(|d| d.len() == 2) {
+            break;
+        }
+    }
+    assert_eq!(
+        top["domains"],
+        serde_json::json!([{"name": "top.example", "count": 5}, {"name": "other.example", "count": 4}])
+    );
+    assert_eq!(
+        top["urls"],
+        serde_json::json!([{"name": "other.example", "count": 4}, {"name": "top.example/a", "count": 3}])
+    );
+    assert!(top["updated_ms"].as_u64().is_some());
+    server.stop().await
+}
