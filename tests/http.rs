@@ -137,6 +137,25 @@ async fn every_route_answers_with_its_type_body_and_headers() -> TestResult {
         );
     }
 
+    for path in ["/", "/app.js", "/style.css"] {
+        let first = server.get(path).await?;
+        let etag = header(first.headers(), "etag").to_owned();
+        assert!(
+            etag.starts_with('"') && etag.len() > 2,
+            "{path} etag {etag:?}"
+        );
+        let again = server
+            .request(Method::GET, path, &[("If-None-Match", &etag)])
+            .await?;
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
+        assert_eq!(header(again.headers(), "etag"), etag);
+        assert_eq!(again.bytes().await?.len(), 0);
+        let stale = server
+            .request(Method::GET, path, &[("If-None-Match", "\"stale\"")])
+            .await?;
+        assert_eq!(stale.status(), StatusCode::OK, "{path}");
+    }
+
     let missing = server.get("/no/such/page").await?;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert_common_headers(missing.headers(), "404");
