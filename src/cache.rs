@@ -182,6 +182,48 @@ impl Cache {
         Ok(counts)
     }
 
+    /// Sets the total of `key` under its shard lock: a cached entry takes `total` (and stays
+    /// dirty until flushed); an uncached key is loaded with `load` first, or, when the cache is
+    /// full, handed to `write_through`.
+    pub fn set<E>(
+        &self,
+        key: &str,
+        day: u32,
+        total: u64,
+        load: impl FnOnce() -> Result<Counts, E>,
+        write_through: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self.map.entry(key.into()) {
+            MapEntry::Occupied(entry) => entry.get().total.store(total, Ordering::Release),
+            MapEntry::Vacant(vacant) => {
+                if self.is_full() {
+                    return write_through();
+                }
+                let loaded = load()?;
+                let entry = vacant.insert(Entry::new(loaded.total, day, loaded.today));
+                entry.total.store(total, Ordering::Release);
+                self.len.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets `key` (and its retired days) under its shard lock, after `delete` removed it from
+    /// the store: a concurrent hit either came before (and is deleted too) or loads afresh after.
+    pub fn remove<T, E>(&self, key: &str, delete: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let deleted = match self.map.entry(key.into()) {
+            MapEntry::Occupied(entry) => {
+                let deleted = delete()?;
+                entry.remove();
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                deleted
+            }
+            MapEntry::Vacant(_) => delete()?,
+        };
+        self.lock_retired().retain(|retired| &*retired.key != key);
+        Ok(deleted)
+    }
+
     /// The cached counts of `key` (today's for `day`), if it is cached.
     pub fn get(&self, key: &str, day: u32) -> Option<Counts> {
         self.map.get(key).map(|entry| entry.counts(day))

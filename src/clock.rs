@@ -72,6 +72,33 @@ pub fn date(day: u32) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The day number of an ISO date (`2026-11-24`), if it is a valid date on or after 1970-01-01.
+pub fn day_from_date(text: &str) -> Option<u32> {
+    let mut parts = text.split('-');
+    let (Some(y), Some(m), Some(d), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let day = u32::try_from(era * 146_097 + doe - 719_468).ok()?;
+    // Reject dates like 2026-02-31 that roll over into the next month.
+    (date(day) == text).then_some(day)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +110,19 @@ mod tests {
         assert_eq!(date(11_016), "2000-02-29");
         assert_eq!(date(20_781), "2026-11-24");
         assert_eq!(day_of(20_781 * DAY_MS + DAY_MS - 1), 20_781);
+        for day in [0, 59, 11_016, 20_781, 40_000] {
+            assert_eq!(day_from_date(&date(day)), Some(day));
+        }
+        for bad in [
+            "2026-02-31",
+            "1969-12-31",
+            "2026-13-01",
+            "26-11-24",
+            "2026-11-24x",
+            "",
+        ] {
+            assert_eq!(day_from_date(bad), None, "{bad}");
+        }
     }
 
     #[test]

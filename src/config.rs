@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use ipnet::IpNet;
+
 use crate::badge::{MissingCount, Template};
+use crate::guard::UrlRules;
 use crate::top::{DEFAULT_IGNORE, Ranking};
 
 /// A self-hosted page-view counter: every view of a page bumps a durable count, served as an SVG
@@ -92,6 +95,57 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub top_refresh_secs: u64,
 
+    /// Turns the admin API on (/admin/count, /admin/export), for requests that send
+    /// `Authorization: Bearer <this token>`. Without it the admin routes do not exist.
+    #[arg(long, env = "HITCOUNTER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Serve Prometheus metrics at /metrics.
+    #[arg(long, env = "HITCOUNTER_METRICS")]
+    pub metrics: bool,
+
+    /// Also export the views of the N most-viewed URLs as a labelled gauge (0: none, so that no
+    /// metric has a label per URL).
+    #[arg(long, env = "HITCOUNTER_METRICS_TOP_URLS", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub metrics_top_urls: u16,
+
+    /// Count only keys matching one of these regular expressions (each must match the whole
+    /// key, e.g. `example\.com(/.*)?`); repeat the flag, or separate with spaces in the variable.
+    #[arg(long, env = "HITCOUNTER_ALLOW", value_delimiter = ' ')]
+    pub allow: Vec<String>,
+
+    /// Refuse keys matching one of these regular expressions (whole key); deny wins over allow.
+    #[arg(long, env = "HITCOUNTER_DENY", value_delimiter = ' ')]
+    pub deny: Vec<String>,
+
+    /// How a repeat view within the cookie window is recognised: `cookie` (the original's),
+    /// `visitor` (a keyed hash of address, User-Agent and page, kept in memory only), `both`, or
+    /// `off`.
+    #[arg(long, env = "HITCOUNTER_DEDUPE", value_enum, default_value_t = DedupeMode::Cookie)]
+    pub dedupe: DedupeMode,
+
+    /// How many visitors the `visitor` dedupe remembers at most.
+    #[arg(long, env = "HITCOUNTER_DEDUPE_CAPACITY", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub dedupe_capacity: u64,
+
+    /// Counted hits allowed per client address per minute; more are served but not counted.
+    /// 0 turns the limit off.
+    #[arg(long, env = "HITCOUNTER_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+
+    /// How many client addresses the rate limit tracks at most.
+    #[arg(long, env = "HITCOUNTER_RATE_LIMIT_CAPACITY", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub rate_limit_capacity: u64,
+
+    /// Proxies (CIDR) whose X-Forwarded-For / Forwarded entries are skipped when finding the
+    /// client's address with --trust-proxy.
+    #[arg(long, env = "HITCOUNTER_TRUSTED_PROXY", value_delimiter = ' ',
+          default_values = ["127.0.0.0/8", "::1/128"])]
+    pub trusted_proxy: Vec<IpNet>,
+
     /// On shutdown, how long in-flight requests may take to finish before the final flush, in
     /// seconds.
     #[arg(long, env = "HITCOUNTER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10,
@@ -108,6 +162,19 @@ pub enum CookieSecure {
     Always,
     /// Never Secure (plain HTTP only).
     Never,
+}
+
+/// How repeat views within the cookie window are recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DedupeMode {
+    /// The anti-refresh cookie (the original's way).
+    Cookie,
+    /// A keyed hash of client address, User-Agent and page, kept in memory for the window.
+    Visitor,
+    /// Either one.
+    Both,
+    /// Every hit counts.
+    Off,
 }
 
 /// Settings the server runs with, checked and loaded from a [`Config`].
@@ -131,13 +198,33 @@ pub struct Settings {
     pub svg_template: Option<Template>,
     /// See [`Config::max_url_length`].
     pub max_url_length: usize,
-    /// The top tables, from [`Config::top_domains`], [`Config::top_urls`] and
-    /// [`Config::top_ignore`].
+    /// The top tables, from [`Config::top_domains`], [`Config::top_urls`] (or
+    /// [`Config::metrics_top_urls`] if larger) and [`Config::top_ignore`].
     pub ranking: Ranking,
+    /// See [`Config::top_urls`]: how many URLs `/nocount/top.json` shows.
+    pub top_urls: usize,
     /// See [`Config::top_refresh_secs`].
     pub top_refresh: Duration,
     /// See [`Config::history_days`].
     pub history_days: u32,
+    /// See [`Config::admin_token`].
+    pub admin_token: Option<String>,
+    /// See [`Config::metrics`].
+    pub metrics: bool,
+    /// See [`Config::metrics_top_urls`].
+    pub metrics_top_urls: usize,
+    /// [`Config::allow`] and [`Config::deny`], compiled.
+    pub url_rules: UrlRules,
+    /// See [`Config::dedupe`].
+    pub dedupe: DedupeMode,
+    /// See [`Config::dedupe_capacity`].
+    pub dedupe_capacity: usize,
+    /// See [`Config::rate_limit`].
+    pub rate_limit: u32,
+    /// See [`Config::rate_limit_capacity`].
+    pub rate_limit_capacity: usize,
+    /// See [`Config::trusted_proxy`].
+    pub trusted_proxies: Vec<IpNet>,
     /// See [`Config::shutdown_timeout_secs`].
     pub shutdown_timeout: Duration,
 }
@@ -153,8 +240,8 @@ pub enum ConfigError {
         /// What the operating system said.
         source: std::io::Error,
     },
-    /// A `--top-ignore` pattern is not a regular expression.
-    #[error("a --top-ignore pattern is not a valid regular expression ({patterns}): {source}")]
+    /// A `--top-ignore`, `--allow` or `--deny` pattern is not a regular expression.
+    #[error("a pattern is not a valid regular expression ({patterns}): {source}")]
     BadPattern {
         /// The patterns given.
         patterns: String,
@@ -201,7 +288,7 @@ impl Config {
             max_url_length: to_usize(self.max_url_length),
             ranking: Ranking::new(
                 usize::from(self.top_domains),
-                usize::from(self.top_urls),
+                usize::from(self.top_urls.max(self.metrics_top_urls)),
                 &self.top_ignore,
             )
             .map_err(|source| ConfigError::BadPattern {
@@ -209,7 +296,22 @@ impl Config {
                 source,
             })?,
             top_refresh: Duration::from_secs(self.top_refresh_secs),
+            top_urls: usize::from(self.top_urls),
             history_days: self.history_days,
+            url_rules: UrlRules::new(&self.allow, &self.deny).map_err(|source| {
+                ConfigError::BadPattern {
+                    patterns: [self.allow.join(" "), self.deny.join(" ")].join(" "),
+                    source,
+                }
+            })?,
+            admin_token: self.admin_token.filter(|token| !token.is_empty()),
+            metrics: self.metrics,
+            metrics_top_urls: usize::from(self.metrics_top_urls),
+            dedupe: self.dedupe,
+            dedupe_capacity: to_usize(self.dedupe_capacity),
+            rate_limit: self.rate_limit,
+            rate_limit_capacity: to_usize(self.rate_limit_capacity),
+            trusted_proxies: self.trusted_proxy,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
         })
     }

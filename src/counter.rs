@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::cache::{Cache, Counts};
 use crate::clock::Clock;
 use crate::store::{DayCount, Store, StoreError};
+use crate::telemetry;
 
 /// The count of every key: hot keys in the front cache, the rest in the store.
 pub struct Counter {
@@ -103,13 +104,53 @@ impl Counter {
         })
     }
 
+    /// Sets the total of `key` (migration, fixing a count) through the front cache; durable on
+    /// return. Blocking.
+    pub fn set(&self, key: &str, total: u64) -> Result<(), StoreError> {
+        let flushing = self.lock_flushing();
+        let day = self.clock.today();
+        self.cache.set(
+            key,
+            day,
+            total,
+            || self.stored(key, day),
+            || {
+                self.store.put(&[(key, total)], &[])?;
+                self.store_dirty.store(true, Ordering::Release);
+                Ok(())
+            },
+        )?;
+        self.flush_holding(&flushing)?;
+        Ok(())
+    }
+
+    /// Removes `key` and its day buckets; durable on return; returns whether it was counted.
+    /// Holding the flush lock, no flush can write an old total back after the delete. Blocking.
+    pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let _flushing = self.lock_flushing();
+        let deleted = self.cache.remove(key, || self.store.delete(key))?;
+        self.store.flush()?;
+        Ok(deleted)
+    }
+
+    fn lock_flushing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.flushing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Writes every pending count to the store, makes it durable, then evicts clean idle entries.
     /// Blocking (it fsyncs): call it from a blocking thread.
     pub fn flush(&self) -> Result<FlushReport, StoreError> {
-        let _only_flush = self
-            .flushing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let flushing = self.lock_flushing();
+        self.flush_holding(&flushing)
+    }
+
+    /// [`Counter::flush`], for a caller that already holds the flush lock.
+    fn flush_holding(
+        &self,
+        _flushing: &std::sync::MutexGuard<'_, ()>,
+    ) -> Result<FlushReport, StoreError> {
         let dirty = self.cache.dirty();
         let wrote_through = self.store_dirty.swap(false, Ordering::AcqRel);
         if !dirty.is_empty() || wrote_through {
@@ -204,7 +245,16 @@ pub fn spawn_flusher(
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }
             let started = Instant::now();
-            match blocking(&counter, Counter::flush).await {
+            let flushed = blocking(&counter, Counter::flush).await;
+            if let Ok(report) = &flushed {
+                telemetry::flushed(
+                    started.elapsed(),
+                    report.written,
+                    report.evicted,
+                    counter.cached_keys(),
+                );
+            }
+            match flushed {
                 Ok(report) if report.written > 0 || report.evicted > 0 => tracing::debug!(
                     written = report.written,
                     evicted = report.evicted,
@@ -331,6 +381,45 @@ mod tests {
             assert_eq!(counter.store().get(key)?, Some(3));
             assert_eq!(counter.store().get_day(key, 1)?, Some(3));
         }
+        Ok(())
+    }
+
+    #[test]
+    fn set_and_delete_go_through_the_cache_and_are_durable()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let clock = Arc::new(ManualClock::new(DAY_MS));
+        {
+            let counter = counter(dir.path(), 100, clock.clone());
+            counter.hit("a")?;
+            counter.hit("a")?;
+            counter.set("a", 1000)?;
+            assert_eq!(
+                counter.hit("a")?.total,
+                1001,
+                "a hit after a set counts from it"
+            );
+            counter.set("fresh", 7)?;
+            assert_eq!(counter.store().get("fresh")?, Some(7), "durable on return");
+            counter.hit("gone")?;
+            counter.flush()?;
+            assert!(counter.delete("gone")?);
+            assert!(!counter.delete("never")?);
+            counter.flush()?;
+            assert_eq!(
+                counter.store().get("gone")?,
+                None,
+                "no flush writes it back"
+            );
+            assert_eq!(counter.store().all_days_of("gone")?, vec![]);
+            assert_eq!(
+                counter.hit("gone")?.total,
+                1,
+                "a hit after a delete starts afresh"
+            );
+        }
+        let counter = counter(dir.path(), 100, clock);
+        assert_eq!(counter.peek("fresh")?.total, 7);
         Ok(())
     }
 

@@ -29,6 +29,15 @@ pub enum Error {
         /// What it must be.
         reason: String,
     },
+    /// The key is refused by `--allow` / `--deny`.
+    #[error("refused: {0}")]
+    Refused(&'static str),
+    /// An admin request without the right bearer token.
+    #[error("unauthorized: send Authorization: Bearer <admin token>")]
+    Unauthorized,
+    /// An admin request's body is not what the route takes.
+    #[error("bad body: {0}")]
+    BadBody(&'static str),
     /// The store failed; the count is not lost, the request may be retried.
     #[error("the count store is unavailable, try again later")]
     Store(#[from] StoreError),
@@ -54,9 +63,11 @@ impl Error {
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::NoTarget | Error::BadTarget(_) | Error::BadParam { .. } => {
+            Error::NoTarget | Error::BadTarget(_) | Error::BadParam { .. } | Error::BadBody(_) => {
                 StatusCode::BAD_REQUEST
             }
+            Error::Refused(_) => StatusCode::FORBIDDEN,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -68,6 +79,9 @@ impl Error {
             Error::BadTarget(KeyError::TooLong { .. }) => "url too long".into(),
             Error::BadTarget(_) => "bad url".into(),
             Error::BadParam { name, .. } => format!("bad {name}").into(),
+            Error::Refused(_) => "refused".into(),
+            Error::Unauthorized => "unauthorized".into(),
+            Error::BadBody(_) => "bad body".into(),
             Error::Store(_) => "unavailable".into(),
         }
     }
@@ -89,7 +103,14 @@ impl Error {
                 "application/json",
             ),
         };
-        reply(status, content_type, body)
+        let mut response = reply(status, content_type, body);
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="hitcounter admin""#),
+            );
+        }
+        response
     }
 }
 
@@ -109,10 +130,15 @@ pub async fn rejection_reply(rejection: warp::Rejection) -> Result<Response, Inf
         (StatusCode::NOT_FOUND, "not found")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         (StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (StatusCode::PAYLOAD_TOO_LARGE, "body too large")
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        (StatusCode::LENGTH_REQUIRED, "send a Content-Length")
     } else {
         tracing::debug!(?rejection, "request rejected");
         (StatusCode::BAD_REQUEST, "bad request")
     };
+    crate::telemetry::request("none", status.as_u16());
     Ok(reply(
         status,
         "text/plain; charset=utf-8",

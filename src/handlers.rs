@@ -11,15 +11,19 @@ use warp::reply::Response;
 use crate::badge;
 use crate::cache::Counts;
 use crate::clock::{self, Clock};
+use crate::config::DedupeMode;
 use crate::config::{CookieSecure, Settings};
 use crate::cookie::AntiRefresh;
 use crate::counter::Counter;
 use crate::error::{Error, Output, reply};
 use crate::format;
+use crate::guard::{Dedupe, RateLimit, client_ip};
 use crate::key;
 use crate::params::Query;
 use crate::sparkline;
+use crate::telemetry;
 use crate::top::Latest;
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// What every request handler shares.
 pub struct App {
@@ -31,12 +35,20 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// The latest ranking of top sites (refreshed in the background).
     pub top: Arc<Latest>,
+    /// Cookieless dedupe, when `--dedupe` is `visitor` or `both`.
+    pub dedupe: Option<Dedupe>,
+    /// The per-client rate limit, when `--rate-limit` is above 0.
+    pub rate_limit: Option<RateLimit>,
+    /// Renders `/metrics`, when `--metrics` is on.
+    pub metrics: Option<PrometheusHandle>,
     /// The validated settings.
     pub settings: Settings,
 }
 
 /// The parts of a request the handlers read.
 pub struct Visit {
+    /// The socket peer.
+    pub peer: Option<std::net::SocketAddr>,
     /// GET or HEAD (HEAD never counts).
     pub method: Method,
     /// The raw query string, empty if none.
@@ -106,20 +118,30 @@ pub fn count(app: &App, visit: &Visit, counting: bool, render: Render) -> Respon
 fn try_count(app: &App, visit: &Visit, counting: bool, render: Render) -> Result<Response, Error> {
     let query = Query::parse(&visit.query)?;
     let key = target_key(&query, &visit.headers, app.settings.max_url_length)?;
+    if let Some(reason) = app.settings.url_rules.refusal(&key) {
+        return Err(Error::Refused(reason));
+    }
     // HEAD is a peek (link checkers, proxies probing): it never counts and never sets a cookie.
     let counting = counting && visit.method != Method::HEAD;
     let now_ms = app.clock.now_ms();
-    let cookie = visit.headers.get(header::COOKIE).map(HeaderValue::as_bytes);
+    let uses_cookie = matches!(app.settings.dedupe, DedupeMode::Cookie | DedupeMode::Both)
+        && app.cookies.enabled();
     let (counts, set_cookie) =
-        if counting && !cookie.is_some_and(|c| app.cookies.is_fresh(&key, c, now_ms)) {
-            let counts = app.counter.hit(&key)?;
-            let set_cookie = app.cookies.enabled().then(|| {
-                let secure = is_secure(&app.settings, &visit.headers);
-                app.cookies.issue(&key, now_ms, secure, &mut rand::rng())
-            });
-            (counts, set_cookie)
-        } else {
-            (app.counter.peek(&key)?, None)
+        match counting.then(|| suppressed(app, visit, &key, now_ms, uses_cookie)) {
+            Some(None) => {
+                let counts = app.counter.hit(&key)?;
+                telemetry::hit_counted();
+                let set_cookie = uses_cookie.then(|| {
+                    let secure = is_secure(&app.settings, &visit.headers);
+                    app.cookies.issue(&key, now_ms, secure, &mut rand::rng())
+                });
+                (counts, set_cookie)
+            }
+            Some(Some(reason)) => {
+                telemetry::hit_suppressed(reason);
+                (app.counter.peek(&key)?, None)
+            }
+            None => (app.counter.peek(&key)?, None),
         };
     let mut response = match render {
         Render::Text => reply(
@@ -154,6 +176,48 @@ fn try_count(app: &App, visit: &Visit, counting: bool, render: Render) -> Result
             .insert(header::SET_COOKIE, set_cookie);
     }
     Ok(response)
+}
+
+/// Why a counting request does not count, if it does not: a fresh anti-refresh cookie, a visitor
+/// seen within the window, or a client past its rate limit.
+fn suppressed(
+    app: &App,
+    visit: &Visit,
+    key: &str,
+    now_ms: u64,
+    uses_cookie: bool,
+) -> Option<&'static str> {
+    let cookie = visit.headers.get(header::COOKIE).map(HeaderValue::as_bytes);
+    if uses_cookie && cookie.is_some_and(|c| app.cookies.is_fresh(key, c, now_ms)) {
+        return Some("cookie");
+    }
+    if app.dedupe.is_none() && app.rate_limit.is_none() {
+        return None;
+    }
+    let settings = &app.settings;
+    let ip = client_ip(
+        visit.peer,
+        &visit.headers,
+        settings.trust_proxy,
+        &settings.trusted_proxies,
+    );
+    if let Some(dedupe) = &app.dedupe {
+        let user_agent = visit
+            .headers
+            .get(header::USER_AGENT)
+            .map_or(&[][..], HeaderValue::as_bytes);
+        if dedupe.seen_recently(ip, user_agent, key, now_ms) {
+            return Some("dedupe");
+        }
+    }
+    if app
+        .rate_limit
+        .as_ref()
+        .is_some_and(|limit| !limit.allow(ip, now_ms))
+    {
+        return Some("rate_limit");
+    }
+    None
 }
 
 /// The badge: the configured template when there is one and no `style` is asked for, else the
@@ -211,7 +275,36 @@ fn history(app: &App, visit: &Visit) -> Result<(String, Days, u64), Error> {
 
 /// GET /nocount/top.json: the latest ranking of domains and URLs.
 pub fn top_json(app: &App) -> Response {
-    json(&*app.top.get())
+    let top = app.top.get();
+    if top.urls.len() <= top.limits.urls {
+        return json(&*top);
+    }
+    // The ranking may hold more URLs than the page shows (for --metrics-top-urls).
+    let mut shown = (*top).clone();
+    shown.urls.truncate(shown.limits.urls);
+    json(&shown)
+}
+
+/// GET /healthz: `ok` when the store answers a read.
+pub fn healthz(app: &App) -> Response {
+    if app.counter.store().is_healthy() {
+        reply(StatusCode::OK, "text/plain; charset=utf-8", "ok".into())
+    } else {
+        reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "the store does not answer".into(),
+        )
+    }
+}
+
+/// GET /metrics: the Prometheus text format (only routed with `--metrics`).
+pub fn metrics(handle: &PrometheusHandle) -> Response {
+    reply(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        handle.render(),
+    )
 }
 
 /// A JSON reply. Serialising these plain structs cannot fail; if it ever did, the reply says so.
@@ -231,7 +324,11 @@ fn json(body: &impl Serialize) -> Response {
 
 /// The key of the page to count: `?url=` when present and non-empty, else `Referer`, else
 /// `Referrer` (the original honours both spellings).
-fn target_key(query: &Query, headers: &HeaderMap, max_len: usize) -> Result<String, Error> {
+pub(crate) fn target_key(
+    query: &Query,
+    headers: &HeaderMap,
+    max_len: usize,
+) -> Result<String, Error> {
     let target = match &query.url {
         Some(url) => url.into(),
         None => ["referer", "referrer"]

@@ -4,11 +4,15 @@
 //! # Layout
 //! Data flows one way: request → [`routes`] → [`handlers`] ([`params`], [`key`]) → [`counter`]
 //! ([`cache`] → [`store`]) → [`badge`] / [`format`](mod@format) / [`sparkline`] → reply.
-//! - [`config`]: the command line and environment, validated into settings.
+//! - [`cli`]: the subcommands (`export`, `import`, `import-seed`); [`config`]: the server's
+//!   options from the command line and environment, validated into settings.
 //! - [`server`]: [`run`], the lifecycle: store, flusher, serving, graceful shutdown.
 //! - [`routes`]: the warp filters, one per endpoint; [`handlers`]: what each endpoint does;
 //!   [`web`]: the embedded tool page.
 //! - [`params`] (pure): the query string, parsed and validated.
+//! - [`admin`]: the admin API (set, delete, export), only with a token.
+//! - [`guard`]: allow/deny rules, the client address, visitor dedupe and rate limits.
+//! - [`telemetry`]: Prometheus metrics and what is measured.
 //! - [`error`]: the request error enum and its mapping to replies.
 //! - [`key`] (pure): URL → key normalisation.
 //! - [`badge`] (pure): SVG badges in shields.io's styles; [`format`](mod@format) (pure): which count and how
@@ -16,19 +20,23 @@
 //! - [`clock`]: the wall clock and UTC days, injectable for tests.
 //! - [`cookie`] (pure): anti-refresh cookie names and signed values.
 //! - [`top`]: the top sites, ranked in the background.
+//! - [`transfer`]: export, import and migration from the original's SQLite file.
 //! - [`cache`]: the bounded DashMap front cache; [`store`]: sled; [`counter`]: both, and the
 //!   flusher task.
 
 #![warn(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod admin;
 pub mod badge;
 pub mod cache;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod cookie;
 pub mod counter;
 pub mod error;
 pub mod format;
+pub mod guard;
 pub mod handlers;
 pub mod key;
 pub mod params;
@@ -36,7 +44,9 @@ pub mod routes;
 pub mod server;
 pub mod sparkline;
 pub mod store;
+pub mod telemetry;
 pub mod top;
+pub mod transfer;
 pub mod web;
 
 pub use config::Config;

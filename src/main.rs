@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hitcounter::Config;
+use hitcounter::cli::{Cli, run_command};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -13,7 +13,19 @@ const DEFAULT_LOG: &str = "info,warp::filters::trace=error";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Config::parse();
+    let Cli {
+        command,
+        serve: config,
+    } = Cli::parse();
+    if let Some(command) = command {
+        return match run_command(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("hitcounter: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

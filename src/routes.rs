@@ -13,50 +13,84 @@ use warp::{Filter, Rejection};
 use crate::error;
 use crate::handlers::{self, App, Render, Visit};
 use crate::web;
+use crate::{admin, telemetry};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// One endpoint's filter, boxed: a dynamic call per request keeps the route tree's type small
 /// enough for the compiler (an unboxed tree of a dozen endpoints overflows its recursion limit).
-type Route = BoxedFilter<(Response,)>;
+pub(crate) type Route = BoxedFilter<(Response,)>;
 
 /// Every route, with the common headers and the one `recover` for warp's rejections.
 pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
-    let endpoints = [
-        count_route(warp::path!("count"), &app, true, Render::Text),
-        count_route(warp::path!("nocount"), &app, false, Render::Text),
-        count_route(warp::path!("count" / "tag.svg"), &app, true, Render::Svg),
-        count_route(warp::path!("nocount" / "tag.svg"), &app, false, Render::Svg),
-        count_route(warp::path!("count.json"), &app, true, Render::Json),
-        count_route(warp::path!("nocount.json"), &app, false, Render::Json),
-        count_route(
-            warp::path!("count" / "shields.json"),
-            &app,
-            true,
-            Render::Shields,
+    let mut endpoints = vec![
+        named(
+            "count",
+            count_route(warp::path!("count"), &app, true, Render::Text),
         ),
-        count_route(
-            warp::path!("nocount" / "shields.json"),
-            &app,
-            false,
-            Render::Shields,
+        named(
+            "nocount",
+            count_route(warp::path!("nocount"), &app, false, Render::Text),
         ),
-        history_json(&app),
-        history_svg(&app),
-        top_json(&app),
-        preflight().boxed(),
-        // Last: it answers any other GET path that names an embedded file.
-        web::files().boxed(),
-    ]
-    .into_iter()
-    .reduce(|first, second| first.or(second).unify().boxed())
-    .unwrap_or_else(|| {
-        warp::any()
-            .and_then(|| async { Err(warp::reject::not_found()) })
-            .boxed()
-    })
-    .recover(error::rejection_reply)
-    .unify();
+        named(
+            "count_svg",
+            count_route(warp::path!("count" / "tag.svg"), &app, true, Render::Svg),
+        ),
+        named(
+            "nocount_svg",
+            count_route(warp::path!("nocount" / "tag.svg"), &app, false, Render::Svg),
+        ),
+        named(
+            "count_json",
+            count_route(warp::path!("count.json"), &app, true, Render::Json),
+        ),
+        named(
+            "nocount_json",
+            count_route(warp::path!("nocount.json"), &app, false, Render::Json),
+        ),
+        named(
+            "count_shields",
+            count_route(
+                warp::path!("count" / "shields.json"),
+                &app,
+                true,
+                Render::Shields,
+            ),
+        ),
+        named(
+            "nocount_shields",
+            count_route(
+                warp::path!("nocount" / "shields.json"),
+                &app,
+                false,
+                Render::Shields,
+            ),
+        ),
+        named("history_json", history_json(&app)),
+        named("history_svg", history_svg(&app)),
+        named("top_json", top_json(&app)),
+        named("healthz", healthz(&app)),
+    ];
+    if let Some(handle) = app.metrics.clone() {
+        endpoints.push(named("metrics", metrics(handle)));
+    }
+    if let Some(admin) = admin::routes(&app) {
+        endpoints.extend(admin.map(|route| named("admin", route)));
+    }
+    endpoints.push(named("preflight", preflight().boxed()));
+    // Last: it answers any other GET path that names an embedded file.
+    endpoints.push(named("web", web::files().boxed()));
+    let endpoints = endpoints
+        .into_iter()
+        .reduce(|first, second| first.or(second).unify().boxed())
+        .unwrap_or_else(|| {
+            warp::any()
+                .and_then(|| async { Err(warp::reject::not_found()) })
+                .boxed()
+        })
+        .recover(error::rejection_reply)
+        .unify();
     optional_header("origin")
         .and(endpoints)
         .map(common_headers)
@@ -112,6 +146,33 @@ fn top_json(app: &Arc<App>) -> Route {
         .boxed()
 }
 
+/// GET|HEAD /healthz — `200 ok` when the store answers, `503` otherwise.
+fn healthz(app: &Arc<App>) -> Route {
+    warp::path!("healthz")
+        .and(get_or_head())
+        .and(with_state(app))
+        .then(|app: Arc<App>| async move { handlers::healthz(&app) })
+        .boxed()
+}
+
+/// GET|HEAD /metrics — Prometheus metrics (only with `--metrics`).
+fn metrics(handle: PrometheusHandle) -> Route {
+    warp::path!("metrics")
+        .and(get_or_head())
+        .map(move || handlers::metrics(&handle))
+        .boxed()
+}
+
+/// Counts each answer of `route` by its status, for `/metrics`.
+fn named(name: &'static str, route: Route) -> Route {
+    route
+        .map(move |response: Response| {
+            telemetry::request(name, response.status().as_u16());
+            response
+        })
+        .boxed()
+}
+
 /// OPTIONS /* — answers a CORS preflight with 204.
 fn preflight() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     // Not `warp::options()`: its MethodNotAllowed for every GET would outrank a 404 elsewhere.
@@ -145,7 +206,7 @@ fn preflight() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone 
 }
 
 /// Hands the shared state to a handler (as warp's `examples/todos.rs`).
-fn with_state(
+pub(crate) fn with_state(
     app: &Arc<App>,
 ) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone + use<> {
     let app = Arc::clone(app);
@@ -158,7 +219,7 @@ pub(crate) fn get_or_head() -> impl Filter<Extract = (), Error = Rejection> + Cl
 }
 
 /// The value of header `name`, if the request has one.
-fn optional_header(
+pub(crate) fn optional_header(
     name: &'static str,
 ) -> impl Filter<Extract = (Option<HeaderValue>,), Error = Infallible> + Clone {
     warp::header::value(name)
@@ -173,7 +234,9 @@ fn visit() -> impl Filter<Extract = (Visit,), Error = Rejection> + Clone {
         .and(warp::method())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
-        .map(|method, query, headers| Visit {
+        .and(warp::addr::remote())
+        .map(|method, query, headers, peer| Visit {
+            peer,
             method,
             query,
             headers,

@@ -8,12 +8,15 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::clock::{Clock, SystemClock};
+use crate::config::DedupeMode;
 use crate::config::{Config, ConfigError};
 use crate::cookie::AntiRefresh;
 use crate::counter::{Counter, spawn_flusher};
+use crate::guard::{Dedupe, RateLimit};
 use crate::handlers::App;
 use crate::routes;
 use crate::store::{OpenError, Store, StoreError};
+use crate::telemetry;
 use crate::top::{Latest, Limits, spawn_refresher};
 
 /// Why the server could not start, or could not stop cleanly. One sentence each.
@@ -72,9 +75,15 @@ pub async fn run_with_clock(
         tasks_stop,
     );
 
+    let metrics = if settings.metrics {
+        // Per-URL gauges not refreshed for three rankings (URLs that left the top) disappear.
+        telemetry::install(settings.top_refresh * 3)
+    } else {
+        None
+    };
     let top = Arc::new(Latest::new(Limits {
         domains: settings.ranking.domains,
-        urls: settings.ranking.urls,
+        urls: settings.top_urls,
     }));
     let refresher = spawn_refresher(
         counter.store().clone(),
@@ -82,8 +91,19 @@ pub async fn run_with_clock(
         Arc::clone(&top),
         Arc::clone(&clock),
         settings.top_refresh,
+        metrics.is_some().then_some(settings.metrics_top_urls),
         stop_tasks.subscribe(),
     );
+    let dedupe = matches!(settings.dedupe, DedupeMode::Visitor | DedupeMode::Both)
+        .then(|| Dedupe::new(settings.cookie_window_secs, settings.dedupe_capacity));
+    let rate_limit = (settings.rate_limit > 0)
+        .then(|| RateLimit::new(settings.rate_limit, settings.rate_limit_capacity));
+    if (dedupe.is_some() || rate_limit.is_some()) && !settings.trust_proxy {
+        tracing::warn!(
+            "visitor dedupe or the rate limit is on without --trust-proxy: behind a reverse proxy \
+             every visitor has the proxy's address and would be treated as one"
+        );
+    }
 
     let address = listener.local_addr().map_err(RunError::Listener)?;
     tracing::info!(
@@ -97,6 +117,9 @@ pub async fn run_with_clock(
         cookies,
         clock,
         top,
+        dedupe,
+        rate_limit,
+        metrics,
         settings,
     });
 

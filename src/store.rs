@@ -48,7 +48,7 @@ pub enum OpenError {
     },
     /// Another process (a running server, most likely) holds the directory's lock.
     #[error(
-        "data directory {} is in use by another hitcounter process: stop the server, or use another directory",
+        "data directory {} is in use by another hitcounter process: stop the server, or use the admin API",
         dir.display()
     )]
     Locked {
@@ -71,6 +71,19 @@ pub struct Store {
     db: sled::Db,
     counts: sled::Tree,
     days: sled::Tree,
+}
+
+/// Counts for one key to add to what is stored, or to replace it with (total and all days).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merge {
+    /// The key.
+    pub key: String,
+    /// The total to add, or to set.
+    pub total: u64,
+    /// Day counts (day, count) to add, or to set (replace mode drops the key's other days).
+    pub days: Vec<(u32, u64)>,
+    /// Add to what is stored, rather than replace it.
+    pub add: bool,
 }
 
 /// One day bucket to write: the hits of `key` on UTC day `day` (days since the epoch).
@@ -189,6 +202,97 @@ impl Store {
                 Ok((total, today))
             })
             .map_err(from_transaction)
+    }
+
+    /// Applies many [`Merge`]s in one atomic transaction, in order (a later merge of a key sees
+    /// an earlier one).
+    pub fn merge(&self, merges: &[Merge]) -> Result<(), StoreError> {
+        let replaced_days: Vec<sled::IVec> = merges
+            .iter()
+            .filter(|merge| !merge.add)
+            .map(|merge| self.day_keys(&merge.key))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        (&self.counts, &self.days)
+            .transaction(|(counts, days)| {
+                for old in &replaced_days {
+                    days.remove(old)?;
+                }
+                for merge in merges {
+                    let key = merge.key.as_str();
+                    let read = |value: Option<sled::IVec>| match value {
+                        Some(bytes) if merge.add => {
+                            decode(key, &bytes).map_err(ConflictableTransactionError::Abort)
+                        }
+                        _ => Ok(0),
+                    };
+                    let total = read(counts.get(key)?)?.saturating_add(merge.total);
+                    counts.insert(key, &total.to_be_bytes())?;
+                    for &(day, count) in &merge.days {
+                        let bucket = day_key(key, day);
+                        let count = read(days.get(&bucket)?)?.saturating_add(count);
+                        days.insert(bucket, &count.to_be_bytes())?;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(from_transaction)
+    }
+
+    /// Removes `key` and every day bucket of it, atomically; returns whether it was counted.
+    pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let buckets = self.day_keys(key)?;
+        (&self.counts, &self.days)
+            .transaction(|(counts, days)| {
+                for bucket in &buckets {
+                    days.remove(bucket)?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(counts.remove(key)?.is_some())
+            })
+            .map_err(from_transaction)
+    }
+
+    /// Every day of `key` with hits, oldest first.
+    pub fn all_days_of(&self, key: &str) -> Result<Vec<(u32, u64)>, StoreError> {
+        self.days_of(key, 0, u32::MAX)
+    }
+
+    fn day_keys(&self, key: &str) -> Result<Vec<sled::IVec>, StoreError> {
+        let mut prefix = key.as_bytes().to_vec();
+        prefix.push(0);
+        self.days
+            .scan_prefix(prefix)
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Whether an import with this fingerprint was applied in add mode before, and when (ms).
+    pub fn imported(&self, fingerprint: &str) -> Result<Option<u64>, StoreError> {
+        let meta = self.db.open_tree(META_TREE)?;
+        Ok(meta
+            .get(format!("import:{fingerprint}"))?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// Records that an import with this fingerprint was applied at `now_ms`.
+    pub fn record_import(&self, fingerprint: &str, now_ms: u64) -> Result<(), StoreError> {
+        let meta = self.db.open_tree(META_TREE)?;
+        meta.insert(format!("import:{fingerprint}"), &now_ms.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Bytes the database takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Whether the store answers a read (for `/healthz`).
+    pub fn is_healthy(&self) -> bool {
+        self.counts.get(b"\0healthz").is_ok()
     }
 
     /// Removes every day bucket older than `first_kept`; returns how many were removed. Scans

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::store::{Store, StoreError};
+use crate::telemetry;
 
 /// Domains ignored by default, as the original does: loopback and private addresses (each
 /// pattern must match a whole domain, port included).
@@ -187,17 +188,19 @@ impl Latest {
 }
 
 /// The refresher task: owned by the server, stopped by its shutdown signal. It first ranks one
-/// `every` after start (so start-up never scans the store), then every `every`.
+/// `every` after start (so start-up never scans the store), then every `every`. With
+/// `metrics: Some(n)` it also measures the store and exports the views of the top `n` URLs.
 pub fn spawn_refresher(
     store: Store,
     ranking: Ranking,
     latest: Arc<Latest>,
     clock: Arc<dyn Clock>,
     every: Duration,
+    metrics: Option<usize>,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        if ranking.domains == 0 && ranking.urls == 0 {
+        if ranking.domains == 0 && ranking.urls == 0 && metrics.is_none() {
             return;
         }
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -208,7 +211,23 @@ pub fn spawn_refresher(
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
             let (store, ranking, now) = (store.clone(), ranking.clone(), clock.now_ms());
-            match tokio::task::spawn_blocking(move || rank(&store, &ranking, now)).await {
+            let ranked = tokio::task::spawn_blocking(move || {
+                if let Some(top_urls) = metrics {
+                    let bytes = store.size_on_disk()?;
+                    telemetry::store_size(store.len() as u64, bytes);
+                    let top = rank(&store, &ranking, now)?;
+                    let rows: Vec<(String, u64)> = top
+                        .urls
+                        .iter()
+                        .take(top_urls)
+                        .map(|r| (r.name.clone(), r.count))
+                        .collect();
+                    telemetry::url_views(&rows);
+                    return Ok(top);
+                }
+                rank(&store, &ranking, now)
+            });
+            match ranked.await {
                 Ok(Ok(top)) => latest.set(top),
                 Ok(Err(err)) => tracing::error!(cause = %err, "ranking the top sites failed"),
                 Err(join) => std::panic::resume_unwind(join.into_panic()),

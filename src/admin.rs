@@ -1,0 +1,238 @@
+//! The admin API, present only with `--admin-token`: set or delete a page's count (through the
+//! front cache, durable on return) and stream every count as JSON Lines. Every request must send
+//! `Authorization: Bearer <token>`; the token is compared in constant time.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use warp::Filter;
+use warp::http::StatusCode;
+use warp::http::header::{self, HeaderValue};
+use warp::reply::{Reply, Response};
+
+use crate::error::{Error, Output, reply};
+use crate::handlers::{App, target_key};
+use crate::params::Query;
+use crate::routes::{Route, get_or_head, optional_header, with_state};
+use crate::transfer;
+
+/// The largest body `PUT /admin/count` reads: a total is at most 20 digits.
+const MAX_BODY: u64 = 32;
+/// Bytes an export sends at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// The admin routes, or `None` without a configured token: then they do not exist (404).
+pub fn routes(app: &Arc<App>) -> Option<[Route; 3]> {
+    app.settings.admin_token.as_ref()?;
+    Some([set_count(app), delete_count(app), export(app)])
+}
+
+/// PUT /admin/count?url=… with the total as the body — sets a page's total.
+fn set_count(app: &Arc<App>) -> Route {
+    warp::path!("admin" / "count")
+        .and(warp::put())
+        .and(optional_header("authorization"))
+        .and(raw_query())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .and(with_state(app))
+        .then(
+            |auth: Option<HeaderValue>, query: String, body: Bytes, app: Arc<App>| async move {
+                set(&app, auth, &query, &body)
+                    .await
+                    .unwrap_or_else(|e| e.into_response(Output::Text))
+            },
+        )
+        .boxed()
+}
+
+/// DELETE /admin/count?url=… — removes a page's count and its days.
+fn delete_count(app: &Arc<App>) -> Route {
+    warp::path!("admin" / "count")
+        .and(warp::delete())
+        .and(optional_header("authorization"))
+        .and(raw_query())
+        .and(with_state(app))
+        .then(
+            |auth: Option<HeaderValue>, query: String, app: Arc<App>| async move {
+                delete(&app, auth, &query)
+                    .await
+                    .unwrap_or_else(|e| e.into_response(Output::Text))
+            },
+        )
+        .boxed()
+}
+
+/// GET /admin/export — every count as JSON Lines, streamed.
+fn export(app: &Arc<App>) -> Route {
+    warp::path!("admin" / "export")
+        .and(get_or_head())
+        .and(optional_header("authorization"))
+        .and(with_state(app))
+        .then(|auth: Option<HeaderValue>, app: Arc<App>| async move {
+            stream_export(&app, auth)
+                .await
+                .unwrap_or_else(|e| e.into_response(Output::Text))
+        })
+        .boxed()
+}
+
+fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// Checks the bearer token in constant time (of the token's length too: digests are compared).
+fn authorize(app: &App, auth: Option<HeaderValue>) -> Result<(), Error> {
+    let expected = app.settings.admin_token.as_deref().unwrap_or_default();
+    let given = auth
+        .as_ref()
+        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
+        .unwrap_or_default();
+    let same = Sha256::digest(given).ct_eq(&Sha256::digest(expected.as_bytes()));
+    if auth.is_some() && bool::from(same) {
+        Ok(())
+    } else {
+        Err(Error::Unauthorized)
+    }
+}
+
+/// The page an admin request names: `?url=` only (an admin tool sends no Referer).
+fn admin_key(app: &App, raw_query: &str) -> Result<String, Error> {
+    let query = Query::parse(raw_query)?;
+    if query.url.is_none() {
+        return Err(Error::NoTarget);
+    }
+    target_key(&query, &Default::default(), app.settings.max_url_length)
+}
+
+#[derive(Serialize)]
+struct SetBody<'a> {
+    url: &'a str,
+    total: u64,
+}
+
+#[derive(Serialize)]
+struct DeleteBody<'a> {
+    url: &'a str,
+    deleted: bool,
+}
+
+async fn set(
+    app: &App,
+    auth: Option<HeaderValue>,
+    query: &str,
+    body: &[u8],
+) -> Result<Response, Error> {
+    authorize(app, auth)?;
+    let key = admin_key(app, query)?;
+    let total = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .ok_or(Error::BadBody("send the total as a whole number"))?;
+    let counter = Arc::clone(&app.counter);
+    let key_for_set = key.clone();
+    blocking(move || counter.set(&key_for_set, total)).await?;
+    tracing::info!(total, "admin set a count");
+    Ok(json(&SetBody { url: &key, total }))
+}
+
+async fn delete(app: &App, auth: Option<HeaderValue>, query: &str) -> Result<Response, Error> {
+    authorize(app, auth)?;
+    let key = admin_key(app, query)?;
+    let counter = Arc::clone(&app.counter);
+    let key_for_delete = key.clone();
+    let deleted = blocking(move || counter.delete(&key_for_delete)).await?;
+    tracing::info!(deleted, "admin deleted a count");
+    Ok(json(&DeleteBody { url: &key, deleted }))
+}
+
+/// Flushes pending hits, then streams the store from a blocking thread through a small channel:
+/// the export never holds more than a few chunks in memory.
+async fn stream_export(app: &App, auth: Option<HeaderValue>) -> Result<Response, Error> {
+    authorize(app, auth)?;
+    let counter = Arc::clone(&app.counter);
+    blocking(move || counter.flush().map(|_| ())).await?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let store = app.counter.store().clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter {
+            tx,
+            buffer: Vec::with_capacity(CHUNK),
+        };
+        let exported = transfer::export(&store, &mut out, || {}).and_then(|n| {
+            out.flush()?;
+            Ok(n)
+        });
+        match exported {
+            Ok(keys) => tracing::info!(keys, "admin export done"),
+            Err(err) => {
+                tracing::warn!(cause = %err, "admin export stopped");
+                let _ = out
+                    .tx
+                    .blocking_send(Err(std::io::Error::other(err.to_string())));
+            }
+        }
+    });
+    let mut response = warp::reply::stream(ReceiverStream::new(rx)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(response)
+}
+
+/// Sends what is written to the export's channel, a chunk at a time; fails once the client has
+/// gone, which stops the export.
+struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buffer: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK),
+        ));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, Error> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => Ok(result?),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+fn json(body: &impl Serialize) -> Response {
+    match serde_json::to_string(body) {
+        Ok(text) => reply(StatusCode::OK, "application/json", text),
+        Err(_) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "cannot serialise the reply".into(),
+        ),
+    }
+}

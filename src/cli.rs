@@ -1,0 +1,201 @@
+//! The command line: `hitcounter` alone serves; `export`, `import` and `import-seed` move counts
+//! in and out of a data directory that no server holds.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Seek, Write};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::store::{OpenError, Store};
+use crate::transfer::{self, ImportSummary, Mode, TransferError};
+
+/// hitcounter: a self-hosted page-view counter. Without a subcommand it serves.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The server's options.
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write every count as JSON Lines ({"url", "total", "days"}). The data dir must not be held
+    /// by a running server (use GET /admin/export then).
+    Export {
+        /// Directory of the sled database.
+        #[arg(long, env = "HITCOUNTER_DATA_DIR", default_value = "./hitcounter-data")]
+        data_dir: PathBuf,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Read JSON Lines made by `export` (or by hand) into the data dir, in atomic batches.
+    Import {
+        /// The JSON Lines file.
+        file: PathBuf,
+        /// `add` to the stored counts, or `replace` each imported key's total and days.
+        #[arg(long, value_enum, default_value_t = Mode::Add)]
+        mode: Mode,
+        /// Import in add mode even though this very file was imported before.
+        #[arg(long)]
+        force: bool,
+        /// Directory of the sled database.
+        #[arg(long, env = "HITCOUNTER_DATA_DIR", default_value = "./hitcounter-data")]
+        data_dir: PathBuf,
+    },
+    /// Migrate the original Python server's SQLite file (table url(id, url, count)).
+    ImportSeed {
+        /// The SQLite database file.
+        database: PathBuf,
+        /// `add` to the stored counts, or `replace` each imported key's total.
+        #[arg(long, value_enum, default_value_t = Mode::Add)]
+        mode: Mode,
+        /// Import in add mode even though this very file was imported before.
+        #[arg(long)]
+        force: bool,
+        /// Directory of the sled database.
+        #[arg(long, env = "HITCOUNTER_DATA_DIR", default_value = "./hitcounter-data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// Why a subcommand failed: one sentence each.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The data dir cannot be opened (a running server holds it, say).
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Moving the counts failed.
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    /// A file cannot be opened or created.
+    #[error("cannot open {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+}
+
+/// Runs a subcommand, printing progress (on a terminal) and a summary line to standard error.
+pub fn run_command(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Export { data_dir, output } => {
+            let store = Store::open(&data_dir)?;
+            let bar = progress(store.len() as u64, "keys");
+            let count = match &output {
+                Some(path) => {
+                    let file = File::create(path).map_err(|source| CliError::File {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let mut out = BufWriter::new(file);
+                    let count = transfer::export(&store, &mut out, || bar.inc(1))?;
+                    out.flush().map_err(TransferError::from)?;
+                    count
+                }
+                None => {
+                    let mut out = BufWriter::new(std::io::stdout().lock());
+                    let count = transfer::export(&store, &mut out, || bar.inc(1))?;
+                    out.flush().map_err(TransferError::from)?;
+                    count
+                }
+            };
+            bar.finish_and_clear();
+            let to = output.map_or("standard output".into(), |p| p.display().to_string());
+            eprintln!("exported {count} keys from {} to {to}", data_dir.display());
+        }
+        Command::Import {
+            file,
+            mode,
+            force,
+            data_dir,
+        } => {
+            let store = Store::open(&data_dir)?;
+            let mut input = open(&file)?;
+            let fingerprint = transfer::fingerprint(&mut input).map_err(TransferError::from)?;
+            transfer::check_not_imported(&store, &fingerprint, mode, force)?;
+            input.rewind().map_err(TransferError::from)?;
+            let size = input.metadata().map_or(0, |m| m.len());
+            let bar = progress(size, "bytes");
+            let summary = transfer::import(&store, BufReader::new(input), mode, |bytes| {
+                bar.inc(bytes as u64)
+            })?;
+            bar.finish_and_clear();
+            finish_import(&store, &fingerprint, &summary, &file)?;
+        }
+        Command::ImportSeed {
+            database,
+            mode,
+            force,
+            data_dir,
+        } => {
+            let store = Store::open(&data_dir)?;
+            let fingerprint =
+                transfer::fingerprint(&mut open(&database)?).map_err(TransferError::from)?;
+            transfer::check_not_imported(&store, &fingerprint, mode, force)?;
+            let summary = transfer::import_seed(&store, &database, mode)?;
+            finish_import(&store, &fingerprint, &summary, &database)?;
+        }
+    }
+    Ok(())
+}
+
+fn open(path: &PathBuf) -> Result<File, CliError> {
+    File::open(path).map_err(|source| CliError::File {
+        path: path.clone(),
+        source,
+    })
+}
+
+/// A progress bar on standard error, drawn only on a terminal.
+fn progress(len: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {unit}")) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Reports skipped lines, records the import, and prints the summary line.
+fn finish_import(
+    store: &Store,
+    fingerprint: &str,
+    summary: &ImportSummary,
+    from: &std::path::Path,
+) -> Result<(), CliError> {
+    for (line, reason) in &summary.skipped {
+        if *line > 0 {
+            eprintln!("{}: line {line} skipped: {reason}", from.display());
+        } else {
+            eprintln!("{}: skipped: {reason}", from.display());
+        }
+    }
+    store
+        .record_import(fingerprint, SystemClock.now_ms())
+        .and_then(|()| store.flush())
+        .map_err(TransferError::from)?;
+    eprintln!(
+        "imported {} records into {} keys from {}; skipped {}",
+        summary.records,
+        summary.keys,
+        from.display(),
+        summary.skipped.len()
+    );
+    Ok(())
+}
