@@ -11,10 +11,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use warp::Filter;
 use warp::http::StatusCode;
 use warp::http::header::{self, HeaderValue};
 use warp::reply::{Reply, Response};
+use warp::{Filter, Rejection};
 
 use crate::error::{Error, Output, reply};
 use crate::handlers::{App, target_key};
@@ -22,33 +22,67 @@ use crate::params::Query;
 use crate::routes::{Route, get_or_head, optional_header, with_state};
 use crate::transfer;
 
+/// A wrong or missing token on a route that must not read the body first.
+#[derive(Debug)]
+struct Denied;
+
+impl warp::reject::Reject for Denied {}
+
 /// The largest body `PUT /admin/count` reads: a total is at most 20 digits.
 const MAX_BODY: u64 = 32;
 /// Bytes an export sends at a time.
 const CHUNK: usize = 64 * 1024;
 
-/// The admin routes, or `None` without a configured token: then they do not exist (404).
-pub fn routes(app: &Arc<App>) -> Option<[Route; 3]> {
-    app.settings.admin_token.as_ref()?;
-    Some([set_count(app), delete_count(app), export(app)])
+/// The admin routes. Without a configured token they do not exist: every `/admin/…` request,
+/// whatever its method, gets `404`.
+pub fn routes(app: &Arc<App>) -> Vec<Route> {
+    if app.settings.admin_token.is_none() {
+        let absent = warp::path("admin")
+            .and(warp::path::tail())
+            .map(|_| {
+                reply(
+                    StatusCode::NOT_FOUND,
+                    "text/plain; charset=utf-8",
+                    "not found".into(),
+                )
+            })
+            .boxed();
+        return vec![absent];
+    }
+    vec![set_count(app), delete_count(app), export(app)]
 }
 
 /// PUT /admin/count?url=… with the total as the body — sets a page's total.
 fn set_count(app: &Arc<App>) -> Route {
-    warp::path!("admin" / "count")
-        .and(warp::put())
-        .and(optional_header("authorization"))
+    let set = optional_header("authorization")
+        .and(with_state(app))
+        .and_then(|auth: Option<HeaderValue>, app: Arc<App>| async move {
+            // The token is checked before any body is read.
+            match authorize(&app, auth) {
+                Ok(()) => Ok(app),
+                Err(_) => Err(warp::reject::custom(Denied)),
+            }
+        })
         .and(raw_query())
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::bytes())
-        .and(with_state(app))
-        .then(
-            |auth: Option<HeaderValue>, query: String, body: Bytes, app: Arc<App>| async move {
-                set(&app, auth, &query, &body)
-                    .await
-                    .unwrap_or_else(|e| e.into_response(Output::Text))
-            },
-        )
+        .then(|app: Arc<App>, query: String, body: Bytes| async move {
+            set(&app, &query, &body)
+                .await
+                .unwrap_or_else(|e| e.into_response(Output::Text))
+        })
+        // Once path and method matched, every refusal is this route's answer (401, 413, 411),
+        // not a rejection that another route's 405 would outrank.
+        .recover(|rejection: Rejection| async move {
+            if rejection.find::<Denied>().is_some() {
+                return Ok(Error::Unauthorized.into_response(Output::Text));
+            }
+            crate::error::rejection_reply(rejection).await
+        })
+        .unify();
+    warp::path!("admin" / "count")
+        .and(warp::put())
+        .and(set)
         .boxed()
 }
 
@@ -123,13 +157,8 @@ struct DeleteBody<'a> {
     deleted: bool,
 }
 
-async fn set(
-    app: &App,
-    auth: Option<HeaderValue>,
-    query: &str,
-    body: &[u8],
-) -> Result<Response, Error> {
-    authorize(app, auth)?;
+/// Sets the total; the caller has checked the token.
+async fn set(app: &App, query: &str, body: &[u8]) -> Result<Response, Error> {
     let key = admin_key(app, query)?;
     let total = std::str::from_utf8(body)
         .ok()

@@ -75,9 +75,11 @@ pub fn routes(
     if let Some(handle) = app.metrics.clone() {
         endpoints.push(named("metrics", metrics(handle)));
     }
-    if let Some(admin) = admin::routes(&app) {
-        endpoints.extend(admin.map(|route| named("admin", route)));
-    }
+    endpoints.extend(
+        admin::routes(&app)
+            .into_iter()
+            .map(|route| named("admin", route)),
+    );
     endpoints.push(named("preflight", preflight().boxed()));
     // Last: it answers any other GET path that names an embedded file.
     endpoints.push(named("web", web::files().boxed()));

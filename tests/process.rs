@@ -1,111 +1,12 @@
 //! The real `hitcounter` binary as an operator runs it: signals, crashes and start-up errors.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-const BIN: &str = env!("CARGO_BIN_EXE_hitcounter");
-
-/// A running `hitcounter` process on 127.0.0.1:0, its address read from its start-up log line.
-struct Process {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Process {
-    fn start(
-        data_dir: &Path,
-        extra: &[&str],
-    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let mut child = Command::new(BIN)
-            .args(["--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stderr = child.stderr.take().ok_or("no stderr")?;
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&log);
-        // Drain stderr for the process's whole life so it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let address = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send(address);
-                }
-                if let Ok(mut log) = sink.lock() {
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(address) => Ok(Self {
-                child,
-                base: format!("http://{address}"),
-                log,
-            }),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!(
-                    "no listening line; log: {}",
-                    log.lock().map(|l| l.clone()).unwrap_or_default()
-                )
-                .into())
-            }
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    fn signal(&self, signal: &str) -> TestResult {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()?;
-        assert!(status.success(), "kill {signal}");
-        Ok(())
-    }
-
-    fn wait(
-        &mut self,
-        limit: Duration,
-    ) -> Result<ExitStatus, Box<dyn std::error::Error + Send + Sync>> {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            if started.elapsed() > limit {
-                let _ = self.child.kill();
-                return Err(format!("still running after {limit:?}; log: {}", self.log()).into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{BIN, Process, TestResult};
 
 async fn hit(client: &reqwest::Client, base: &str, url: &str, n: u64) -> TestResult {
     for _ in 0..n {
