@@ -12,6 +12,7 @@ use dashmap::DashMap;
 use ipnet::IpNet;
 use regex::RegexSet;
 use warp::http::HeaderMap;
+use warp::http::header;
 
 use crate::clock::day_of;
 
@@ -115,6 +116,29 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
                 .trim_end_matches(']')
                 .parse()
                 .ok()
+        })
+}
+
+/// Whether a proxy says the client used HTTPS (`X-Forwarded-Proto` or `Forwarded: proto=`).
+pub fn forwarded_https(headers: &HeaderMap) -> bool {
+    let is_https = |proto: &str| proto.trim().trim_matches('"').eq_ignore_ascii_case("https");
+    if let Some(proto) = headers.get("x-forwarded-proto") {
+        return proto
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(',').next())
+            .is_some_and(is_https);
+    }
+    headers
+        .get(header::FORWARDED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|first| {
+            first.split(';').any(|pair| {
+                pair.trim()
+                    .split_once('=')
+                    .is_some_and(|(k, v)| k.eq_ignore_ascii_case("proto") && is_https(v))
+            })
         })
 }
 

@@ -1,8 +1,10 @@
-//! What each endpoint does with a request: find the page's key, count it (or not), and render
-//! the reply: text, an SVG badge, JSON, shields.io's endpoint JSON, or a history chart.
+//! What the counting endpoints do with a request: find the page's key, check it is allowed,
+//! count it (unless a cookie, the visitor dedupe or the rate limit says not to), and render the
+//! reply: text, an SVG badge, JSON or shields.io's endpoint JSON.
 
 use std::sync::Arc;
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use warp::http::header::{self, HeaderMap, HeaderValue};
 use warp::http::{Method, StatusCode};
@@ -10,20 +12,17 @@ use warp::reply::Response;
 
 use crate::badge;
 use crate::cache::Counts;
-use crate::clock::{self, Clock};
-use crate::config::DedupeMode;
-use crate::config::{CookieSecure, Settings};
+use crate::clock::Clock;
+use crate::config::{CookieSecure, DedupeMode, Settings};
 use crate::cookie::AntiRefresh;
 use crate::counter::Counter;
 use crate::error::{Error, Output, reply};
 use crate::format;
-use crate::guard::{Dedupe, RateLimit, client_ip};
+use crate::guard::{Dedupe, RateLimit, client_ip, forwarded_https};
 use crate::key;
 use crate::params::Query;
-use crate::sparkline;
 use crate::telemetry;
 use crate::top::Latest;
-use metrics_exporter_prometheus::PrometheusHandle;
 
 /// What every request handler shares.
 pub struct App {
@@ -96,18 +95,6 @@ struct ShieldsBody<'a> {
     color: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     label_color: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct HistoryBody<'a> {
-    url: &'a str,
-    days: Vec<DayBody>,
-}
-
-#[derive(Serialize)]
-struct DayBody {
-    date: String,
-    count: u64,
 }
 
 /// A counting endpoint: `/count…` when `counting`, `/nocount…` otherwise.
@@ -230,85 +217,8 @@ fn badge_svg(app: &App, query: &Query, counts: Counts, key: &str) -> String {
     }
 }
 
-/// GET /nocount/history.json: daily counts, oldest first, zero days included.
-pub fn history_json(app: &App, visit: &Visit) -> Response {
-    let answer = history(app, visit).map(|(key, days, _)| {
-        json(&HistoryBody {
-            url: &key,
-            days: days
-                .into_iter()
-                .map(|(day, count)| DayBody {
-                    date: clock::date(day),
-                    count,
-                })
-                .collect(),
-        })
-    });
-    answer.unwrap_or_else(|err| err.into_response(Output::Json))
-}
-
-/// GET /nocount/history.svg: the daily counts as a small chart, the total in its title.
-pub fn history_svg(app: &App, visit: &Visit) -> Response {
-    let answer = history(app, visit).map(|(key, days, total)| {
-        let counts: Vec<u64> = days.iter().map(|&(_, count)| count).collect();
-        reply(
-            StatusCode::OK,
-            "image/svg+xml",
-            sparkline::render(&key, &counts, total),
-        )
-    });
-    answer.unwrap_or_else(|err| err.into_response(Output::Svg))
-}
-
-/// A key's daily counts (day, count), oldest first.
-type Days = Vec<(u32, u64)>;
-
-/// The key, its daily counts for the asked number of days, and its total.
-fn history(app: &App, visit: &Visit) -> Result<(String, Days, u64), Error> {
-    let query = Query::parse(&visit.query)?;
-    let days = query.history_days(app.settings.history_days)?;
-    let key = target_key(&query, &visit.headers, app.settings.max_url_length)?;
-    let history = app.counter.history(&key, days)?;
-    let total = app.counter.peek(&key)?.total;
-    Ok((key, history, total))
-}
-
-/// GET /nocount/top.json: the latest ranking of domains and URLs.
-pub fn top_json(app: &App) -> Response {
-    let top = app.top.get();
-    if top.urls.len() <= top.limits.urls {
-        return json(&*top);
-    }
-    // The ranking may hold more URLs than the page shows (for --metrics-top-urls).
-    let mut shown = (*top).clone();
-    shown.urls.truncate(shown.limits.urls);
-    json(&shown)
-}
-
-/// GET /healthz: `ok` when the store answers a read.
-pub fn healthz(app: &App) -> Response {
-    if app.counter.store().is_healthy() {
-        reply(StatusCode::OK, "text/plain; charset=utf-8", "ok".into())
-    } else {
-        reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain; charset=utf-8",
-            "the store does not answer".into(),
-        )
-    }
-}
-
-/// GET /metrics: the Prometheus text format (only routed with `--metrics`).
-pub fn metrics(handle: &PrometheusHandle) -> Response {
-    reply(
-        StatusCode::OK,
-        "text/plain; version=0.0.4; charset=utf-8",
-        handle.render(),
-    )
-}
-
-/// A JSON reply. Serialising these plain structs cannot fail; if it ever did, the reply says so.
-fn json(body: &impl Serialize) -> Response {
+/// A JSON reply (for the other handler modules too). Serialising these plain structs cannot fail; if it ever did, the reply says so.
+pub(crate) fn json(body: &impl Serialize) -> Response {
     match serde_json::to_string(body) {
         Ok(body) => reply(StatusCode::OK, "application/json", body),
         Err(err) => {
@@ -348,27 +258,4 @@ fn is_secure(settings: &Settings, headers: &HeaderMap) -> bool {
         CookieSecure::Never => false,
         CookieSecure::Auto => settings.trust_proxy && forwarded_https(headers),
     }
-}
-
-/// Whether a proxy says the client used HTTPS (`X-Forwarded-Proto` or `Forwarded: proto=`).
-fn forwarded_https(headers: &HeaderMap) -> bool {
-    let is_https = |proto: &str| proto.trim().trim_matches('"').eq_ignore_ascii_case("https");
-    if let Some(proto) = headers.get("x-forwarded-proto") {
-        return proto
-            .to_str()
-            .ok()
-            .and_then(|v| v.split(',').next())
-            .is_some_and(is_https);
-    }
-    headers
-        .get(header::FORWARDED)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .is_some_and(|first| {
-            first.split(';').any(|pair| {
-                pair.trim()
-                    .split_once('=')
-                    .is_some_and(|(k, v)| k.eq_ignore_ascii_case("proto") && is_https(v))
-            })
-        })
 }

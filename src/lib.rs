@@ -7,7 +7,8 @@
 //! - [`cli`]: the subcommands (`export`, `import`, `import-seed`); [`config`]: the server's
 //!   options from the command line and environment, validated into settings.
 //! - [`server`]: [`run`], the lifecycle: store, flusher, serving, graceful shutdown.
-//! - [`routes`]: the warp filters, one per endpoint; [`handlers`]: what each endpoint does;
+//! - [`routes`]: the warp filters, one per endpoint; [`handlers`]: what the counting endpoints
+//!   do; [`reports`]: history, top sites, health and metrics;
 //!   [`web`]: the embedded tool page.
 //! - [`params`] (pure): the query string, parsed and validated.
 //! - [`admin`]: the admin API (set, delete, export), only with a token.
@@ -40,6 +41,7 @@ pub mod guard;
 pub mod handlers;
 pub mod key;
 pub mod params;
+pub mod reports;
 pub mod routes;
 pub mod server;
 pub mod sparkline;

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use warp::filters::BoxedFilter;
 use warp::http::header::{self, HeaderValue};
 use warp::http::{Method, StatusCode};
@@ -13,8 +14,7 @@ use warp::{Filter, Rejection};
 use crate::error;
 use crate::handlers::{self, App, Render, Visit};
 use crate::web;
-use crate::{admin, telemetry};
-use metrics_exporter_prometheus::PrometheusHandle;
+use crate::{admin, reports, telemetry};
 
 /// One endpoint's filter, boxed: a dynamic call per request keeps the route tree's type small
 /// enough for the compiler (an unboxed tree of a dozen endpoints overflows its recursion limit).
@@ -126,7 +126,7 @@ fn history_json(app: &Arc<App>) -> Route {
     warp::path!("nocount" / "history.json")
         .and(visit())
         .and(with_state(app))
-        .then(|visit: Visit, app: Arc<App>| async move { handlers::history_json(&app, &visit) })
+        .then(|visit: Visit, app: Arc<App>| async move { reports::history_json(&app, &visit) })
         .boxed()
 }
 
@@ -135,7 +135,7 @@ fn history_svg(app: &Arc<App>) -> Route {
     warp::path!("nocount" / "history.svg")
         .and(visit())
         .and(with_state(app))
-        .then(|visit: Visit, app: Arc<App>| async move { handlers::history_svg(&app, &visit) })
+        .then(|visit: Visit, app: Arc<App>| async move { reports::history_svg(&app, &visit) })
         .boxed()
 }
 
@@ -144,7 +144,7 @@ fn top_json(app: &Arc<App>) -> Route {
     warp::path!("nocount" / "top.json")
         .and(get_or_head())
         .and(with_state(app))
-        .then(|app: Arc<App>| async move { handlers::top_json(&app) })
+        .then(|app: Arc<App>| async move { reports::top_json(&app) })
         .boxed()
 }
 
@@ -153,7 +153,7 @@ fn healthz(app: &Arc<App>) -> Route {
     warp::path!("healthz")
         .and(get_or_head())
         .and(with_state(app))
-        .then(|app: Arc<App>| async move { handlers::healthz(&app) })
+        .then(|app: Arc<App>| async move { reports::healthz(&app) })
         .boxed()
 }
 
@@ -161,7 +161,7 @@ fn healthz(app: &Arc<App>) -> Route {
 fn metrics(handle: PrometheusHandle) -> Route {
     warp::path!("metrics")
         .and(get_or_head())
-        .map(move || handlers::metrics(&handle))
+        .map(move || reports::metrics(&handle))
         .boxed()
 }
 

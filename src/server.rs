@@ -132,7 +132,7 @@ pub async fn run_with_clock(
             shutting_down.notify_one();
         }
     };
-    let serve = warp::serve(routes::routes(app))
+    let serve = warp::serve(routes::routes(Arc::clone(&app)))
         .incoming(listener)
         .graceful(signal)
         .run();
@@ -142,6 +142,14 @@ pub async fn run_with_clock(
             tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
         }
     }
+
+    // Connection tasks drop their handle on the state a moment after the server stops: wait for
+    // them (briefly), so that when `run` returns the store is closed and its lock released.
+    let released = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while Arc::strong_count(&app) > 1 && tokio::time::Instant::now() < released {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    drop(app);
 
     // The flusher's last act is the final flush; its result is the run's result.
     let _ = stop_tasks.send(true);

@@ -1,0 +1,102 @@
+//! The read-only report endpoints: a page's history (JSON and chart), the top sites, health and
+//! metrics.
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use crate::clock;
+use crate::error::{Error, Output, reply};
+use crate::handlers::{App, Visit, json, target_key};
+use crate::params::Query;
+use crate::sparkline;
+
+#[derive(Serialize)]
+struct HistoryBody<'a> {
+    url: &'a str,
+    days: Vec<DayBody>,
+}
+
+#[derive(Serialize)]
+struct DayBody {
+    date: String,
+    count: u64,
+}
+
+/// GET /nocount/history.json: daily counts, oldest first, zero days included.
+pub fn history_json(app: &App, visit: &Visit) -> Response {
+    let answer = history(app, visit).map(|(key, days, _)| {
+        json(&HistoryBody {
+            url: &key,
+            days: days
+                .into_iter()
+                .map(|(day, count)| DayBody {
+                    date: clock::date(day),
+                    count,
+                })
+                .collect(),
+        })
+    });
+    answer.unwrap_or_else(|err| err.into_response(Output::Json))
+}
+
+/// GET /nocount/history.svg: the daily counts as a small chart, the total in its title.
+pub fn history_svg(app: &App, visit: &Visit) -> Response {
+    let answer = history(app, visit).map(|(key, days, total)| {
+        let counts: Vec<u64> = days.iter().map(|&(_, count)| count).collect();
+        reply(
+            StatusCode::OK,
+            "image/svg+xml",
+            sparkline::render(&key, &counts, total),
+        )
+    });
+    answer.unwrap_or_else(|err| err.into_response(Output::Svg))
+}
+
+/// A key's daily counts (day, count), oldest first.
+type Days = Vec<(u32, u64)>;
+
+/// The key, its daily counts for the asked number of days, and its total.
+fn history(app: &App, visit: &Visit) -> Result<(String, Days, u64), Error> {
+    let query = Query::parse(&visit.query)?;
+    let days = query.history_days(app.settings.history_days)?;
+    let key = target_key(&query, &visit.headers, app.settings.max_url_length)?;
+    let history = app.counter.history(&key, days)?;
+    let total = app.counter.peek(&key)?.total;
+    Ok((key, history, total))
+}
+
+/// GET /nocount/top.json: the latest ranking of domains and URLs.
+pub fn top_json(app: &App) -> Response {
+    let top = app.top.get();
+    if top.urls.len() <= top.limits.urls {
+        return json(&*top);
+    }
+    // The ranking may hold more URLs than the page shows (for --metrics-top-urls).
+    let mut shown = (*top).clone();
+    shown.urls.truncate(shown.limits.urls);
+    json(&shown)
+}
+
+/// GET /healthz: `ok` when the store answers a read.
+pub fn healthz(app: &App) -> Response {
+    if app.counter.store().is_healthy() {
+        reply(StatusCode::OK, "text/plain; charset=utf-8", "ok".into())
+    } else {
+        reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "the store does not answer".into(),
+        )
+    }
+}
+
+/// GET /metrics: the Prometheus text format (only routed with `--metrics`).
+pub fn metrics(handle: &PrometheusHandle) -> Response {
+    reply(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        handle.render(),
+    )
+}

@@ -1,0 +1,246 @@
+//! The store's whole-tree work, for background tasks and tools rather than requests: atomic
+//! merges and deletes (admin, import), pruning old days, and ordered scans (export, top sites).
+
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+
+use super::{META_TREE, Store, StoreError, day_from, day_key, decode, from_transaction};
+
+/// Counts for one key to add to what is stored, or to replace it with (total and all days).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merge {
+    /// The key.
+    pub key: String,
+    /// The total to add, or to set.
+    pub total: u64,
+    /// Day counts (day, count) to add, or to set (replace mode drops the key's other days).
+    pub days: Vec<(u32, u64)>,
+    /// Add to what is stored, rather than replace it.
+    pub add: bool,
+}
+
+impl Store {
+    /// Applies many [`Merge`]s in one atomic transaction, in order (a later merge of a key sees
+    /// an earlier one).
+    pub fn merge(&self, merges: &[Merge]) -> Result<(), StoreError> {
+        let replaced_days: Vec<sled::IVec> = merges
+            .iter()
+            .filter(|merge| !merge.add)
+            .map(|merge| self.day_keys(&merge.key))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        (&self.counts, &self.days)
+            .transaction(|(counts, days)| {
+                for old in &replaced_days {
+                    days.remove(old)?;
+                }
+                for merge in merges {
+                    let key = merge.key.as_str();
+                    let read = |value: Option<sled::IVec>| match value {
+                        Some(bytes) if merge.add => {
+                            decode(key, &bytes).map_err(ConflictableTransactionError::Abort)
+                        }
+                        _ => Ok(0),
+                    };
+                    let total = read(counts.get(key)?)?.saturating_add(merge.total);
+                    counts.insert(key, &total.to_be_bytes())?;
+                    for &(day, count) in &merge.days {
+                        let bucket = day_key(key, day);
+                        let count = read(days.get(&bucket)?)?.saturating_add(count);
+                        days.insert(bucket, &count.to_be_bytes())?;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(from_transaction)
+    }
+
+    /// Removes `key` and every day bucket of it, atomically; returns whether it was counted.
+    pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let buckets = self.day_keys(key)?;
+        (&self.counts, &self.days)
+            .transaction(|(counts, days)| {
+                for bucket in &buckets {
+                    days.remove(bucket)?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(counts.remove(key)?.is_some())
+            })
+            .map_err(from_transaction)
+    }
+
+    /// Every day of `key` with hits, oldest first.
+    pub fn all_days_of(&self, key: &str) -> Result<Vec<(u32, u64)>, StoreError> {
+        self.days_of(key, 0, u32::MAX)
+    }
+
+    fn day_keys(&self, key: &str) -> Result<Vec<sled::IVec>, StoreError> {
+        let mut prefix = key.as_bytes().to_vec();
+        prefix.push(0);
+        self.days
+            .scan_prefix(prefix)
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Whether an import with this fingerprint was applied in add mode before, and when (ms).
+    pub fn imported(&self, fingerprint: &str) -> Result<Option<u64>, StoreError> {
+        let meta = self.db.open_tree(META_TREE)?;
+        Ok(meta
+            .get(format!("import:{fingerprint}"))?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// Records that an import with this fingerprint was applied at `now_ms`.
+    pub fn record_import(&self, fingerprint: &str, now_ms: u64) -> Result<(), StoreError> {
+        let meta = self.db.open_tree(META_TREE)?;
+        meta.insert(format!("import:{fingerprint}"), &now_ms.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Removes every day bucket older than `first_kept`; returns how many were removed. Scans
+    /// the whole days tree: for a background task only.
+    pub fn prune_days(&self, first_kept: u32) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        let mut batch = sled::Batch::default();
+        let mut pending = 0;
+        for item in self.days.iter() {
+            let (k, _) = item?;
+            if day_from(&k).is_some_and(|day| day < first_kept) {
+                batch.remove(k);
+                pending += 1;
+                if pending == 10_000 {
+                    self.days.apply_batch(std::mem::take(&mut batch))?;
+                    removed += pending;
+                    pending = 0;
+                }
+            }
+        }
+        self.days.apply_batch(batch)?;
+        Ok(removed + pending)
+    }
+
+    /// Calls `visit(key, total)` for every counted key, in key order. Scans the whole tree: for
+    /// background tasks only.
+    pub fn for_each_total(&self, mut visit: impl FnMut(&str, u64)) -> Result<(), StoreError> {
+        for item in self.counts.iter() {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key);
+            visit(&key, decode(&key, &value)?);
+        }
+        Ok(())
+    }
+
+    /// Calls `visit(domain, total)` once per domain (a key up to its first `/`: host and port),
+    /// with the sum of its keys' totals. One pass in key order and constant memory, whatever the
+    /// number of domains: a domain's `domain/…` keys are one contiguous range, and the bare
+    /// `domain` key (which sorts before it, maybe with other domains in between) adds that range
+    /// by a prefix scan, so the range itself is then skipped. For background tasks only.
+    pub fn for_each_domain(&self, mut visit: impl FnMut(&str, u64)) -> Result<(), StoreError> {
+        // The run of `domain/…` keys being summed; `None` as the sum when the bare key did.
+        let mut run: Option<(String, Option<u64>)> = None;
+        for item in self.counts.iter() {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let total = decode(&key, &value)?;
+            match key.split_once('/') {
+                None => {
+                    let mut sum = total;
+                    for item in self.counts.scan_prefix(format!("{key}/")) {
+                        let (path_key, value) = item?;
+                        let path_key = String::from_utf8_lossy(&path_key);
+                        sum = sum.saturating_add(decode(&path_key, &value)?);
+                    }
+                    visit(&key, sum);
+                }
+                Some((domain, _)) => match &mut run {
+                    Some((current, sum)) if current == domain => {
+                        if let Some(sum) = sum {
+                            *sum = sum.saturating_add(total);
+                        }
+                    }
+                    _ => {
+                        end_run(&mut run, &mut visit);
+                        let counted = self.counts.contains_key(domain)?;
+                        run = Some((domain.to_owned(), (!counted).then_some(total)));
+                    }
+                },
+            }
+        }
+        end_run(&mut run, &mut visit);
+        Ok(())
+    }
+}
+
+/// Reports a finished run of `domain/…` keys, unless its bare key already did.
+fn end_run(run: &mut Option<(String, Option<u64>)>, visit: &mut impl FnMut(&str, u64)) {
+    if let Some((domain, Some(sum))) = run.take() {
+        visit(&domain, sum);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DayCount;
+
+    #[test]
+    fn day_ranges_belong_to_one_key_and_pruning_drops_old_days()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let day = |key, day, count| DayCount { key, day, count };
+        store.put(
+            &[],
+            &[
+                day("a.com", 1, 1),
+                day("a.com", 5, 5),
+                day("a.com/x", 3, 3),
+                day("a.co", 4, 4),
+            ],
+        )?;
+        assert_eq!(store.days_of("a.com", 0, 10)?, vec![(1, 1), (5, 5)]);
+        assert_eq!(store.days_of("a.com", 2, 5)?, vec![(5, 5)]);
+        assert_eq!(store.prune_days(4)?, 2);
+        assert_eq!(store.days_of("a.com", 0, 10)?, vec![(5, 5)]);
+        assert_eq!(store.days_of("a.co", 0, 10)?, vec![(4, 4)]);
+        Ok(())
+    }
+
+    #[test]
+    fn domains_sum_their_keys_in_one_pass() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        // "a.com-x" and "a.com.evil" sort between "a.com" and "a.com/…".
+        let totals = [
+            ("a.com", 1),
+            ("a.com-x", 10),
+            ("a.com.evil/p", 100),
+            ("a.com/p", 1000),
+            ("a.com/q", 10_000),
+            ("b.org/only/paths", 5),
+            ("b.org/x", 7),
+            ("c.net:8080/x", 3),
+        ];
+        store.put(&totals, &[])?;
+        let mut domains = Vec::new();
+        store.for_each_domain(|domain, total| domains.push((domain.to_owned(), total)))?;
+        domains.sort();
+        let want = [
+            ("a.com", 11_001),
+            ("a.com-x", 10),
+            ("a.com.evil", 100),
+            ("b.org", 12),
+            ("c.net:8080", 3),
+        ];
+        let want: Vec<(String, u64)> = want.iter().map(|(d, t)| ((*d).to_owned(), *t)).collect();
+        assert_eq!(domains, want);
+        let mut keys = 0;
+        store.for_each_total(|_, _| keys += 1)?;
+        assert_eq!(keys, totals.len());
+        Ok(())
+    }
+}
