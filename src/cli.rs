@@ -47,30 +47,32 @@ pub enum Command {
     Import {
         /// The JSON Lines file.
         file: PathBuf,
-        /// `add` to the stored counts, or `replace` each imported key's total and days.
-        #[arg(long, value_enum, default_value_t = Mode::Add)]
-        mode: Mode,
-        /// Import in add mode even though this very file was imported before.
-        #[arg(long)]
-        force: bool,
-        /// Directory of the sled database.
-        #[arg(long, env = "HITCOUNTER_DATA_DIR", default_value = "./hitcounter-data")]
-        data_dir: PathBuf,
+        /// How to import it, and where.
+        #[command(flatten)]
+        into: ImportOptions,
     },
     /// Migrate the original Python server's SQLite file (table url(id, url, count)).
     ImportSeed {
         /// The SQLite database file.
         database: PathBuf,
-        /// `add` to the stored counts, or `replace` each imported key's total.
-        #[arg(long, value_enum, default_value_t = Mode::Add)]
-        mode: Mode,
-        /// Import in add mode even though this very file was imported before.
-        #[arg(long)]
-        force: bool,
-        /// Directory of the sled database.
-        #[arg(long, env = "HITCOUNTER_DATA_DIR", default_value = "./hitcounter-data")]
-        data_dir: PathBuf,
+        /// How to import it, and where.
+        #[command(flatten)]
+        into: ImportOptions,
     },
+}
+
+/// What both imports take.
+#[derive(Debug, clap::Args)]
+pub struct ImportOptions {
+    /// `add` to the stored counts, or `replace` each imported key's total and days.
+    #[arg(long, value_enum, default_value_t = Mode::Add)]
+    pub mode: Mode,
+    /// Import in add mode even though this very input was imported before.
+    #[arg(long)]
+    pub force: bool,
+    /// Directory of the sled database.
+    #[arg(long, env = "HITCOUNTER_DATA_DIR", default_value = "./hitcounter-data")]
+    pub data_dir: PathBuf,
 }
 
 /// Why a subcommand failed: one sentence each.
@@ -120,12 +122,12 @@ pub fn run_command(command: Command) -> Result<(), CliError> {
             let to = output.map_or("standard output".into(), |p| p.display().to_string());
             eprintln!("exported {count} keys from {} to {to}", data_dir.display());
         }
-        Command::Import {
-            file,
-            mode,
-            force,
-            data_dir,
-        } => {
+        Command::Import { file, into } => {
+            let ImportOptions {
+                mode,
+                force,
+                data_dir,
+            } = into;
             let store = Store::open(&data_dir)?;
             let mut input = open(&file)?;
             let fingerprint = transfer::fingerprint(&mut input).map_err(TransferError::from)?;
@@ -139,12 +141,12 @@ pub fn run_command(command: Command) -> Result<(), CliError> {
             bar.finish_and_clear();
             finish_import(&store, &fingerprint, &summary, &file)?;
         }
-        Command::ImportSeed {
-            database,
-            mode,
-            force,
-            data_dir,
-        } => {
+        Command::ImportSeed { database, into } => {
+            let ImportOptions {
+                mode,
+                force,
+                data_dir,
+            } = into;
             let store = Store::open(&data_dir)?;
             let fingerprint =
                 transfer::fingerprint(&mut open(&database)?).map_err(TransferError::from)?;
