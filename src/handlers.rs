@@ -193,16 +193,18 @@ fn suppressed(
             .headers
             .get(header::USER_AGENT)
             .map_or(&[][..], HeaderValue::as_bytes);
-        if dedupe.seen_recently(ip, user_agent, key, now_ms) {
+        let seen = dedupe.seen_recently(ip, user_agent, key, now_ms);
+        telemetry::guard_size("dedupe", dedupe.len());
+        if seen {
             return Some("dedupe");
         }
     }
-    if app
-        .rate_limit
-        .as_ref()
-        .is_some_and(|limit| !limit.allow(ip, now_ms))
-    {
-        return Some("rate_limit");
+    if let Some(limit) = &app.rate_limit {
+        let allowed = limit.allow(ip, now_ms);
+        telemetry::guard_size("rate_limit", limit.len());
+        if !allowed {
+            return Some("rate_limit");
+        }
     }
     None
 }

@@ -56,6 +56,11 @@ pub fn flushed(took: Duration, written: usize, evicted: usize, cache_entries: us
     gauge!("hitcounter_cache_entries").set(cache_entries as f64);
 }
 
+/// Entries in a bounded guard map (`dedupe` or `rate_limit`).
+pub fn guard_size(map: &'static str, entries: usize) {
+    gauge!("hitcounter_guard_entries", "map" => map).set(entries as f64);
+}
+
 /// The store's size, measured in the background.
 pub fn store_size(keys: u64, bytes: u64) {
     gauge!("hitcounter_store_keys").set(keys as f64);

@@ -596,3 +596,92 @@ async fn metrics_are_prometheus_text_and_healthz_answers() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_distinct_urls_and_clients_stays_within_every_capacity() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let args = [
+        "--metrics",
+        "--trust-proxy",
+        "--dedupe",
+        "both",
+        "--rate-limit",
+        "1000",
+        "--cache-capacity",
+        "50",
+        "--dedupe-capacity",
+        "50",
+        "--rate-limit-capacity",
+        "50",
+        "--flush-interval-ms",
+        "50",
+        "--admin-token",
+        TOKEN,
+    ];
+    let server = Process::start(dir.path(), &args)?;
+    let metrics_url = format!("{}/metrics", server.base);
+    let mut tasks = Vec::new();
+    for worker in 0..8u32 {
+        let base = server.base.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for n in 0..250u32 {
+                let id = worker * 250 + n;
+                let client_ip = format!("198.51.{}.{}", id / 250, id % 250);
+                let response = client
+                    .get(format!("{base}/count?url=flood.example/{id}"))
+                    .header("X-Forwarded-For", client_ip)
+                    .send()
+                    .await?;
+                assert_eq!(response.status(), StatusCode::OK);
+            }
+            Ok::<_, BoxError>(())
+        }));
+    }
+    let client = reqwest::Client::new();
+    let mut peaks = (0.0f64, 0.0f64, 0.0f64);
+    let gauge = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .filter(|line| line.starts_with(name))
+            .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+            .fold(0.0, f64::max)
+    };
+    while tasks.iter().any(|t| !t.is_finished()) {
+        let text = client.get(&metrics_url).send().await?.text().await?;
+        peaks.0 = peaks.0.max(gauge(&text, "hitcounter_cache_entries"));
+        peaks.1 = peaks
+            .1
+            .max(gauge(&text, "hitcounter_guard_entries{map=\"dedupe\"}"));
+        peaks.2 = peaks
+            .2
+            .max(gauge(&text, "hitcounter_guard_entries{map=\"rate_limit\"}"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let text = client.get(&metrics_url).send().await?.text().await?;
+    assert!(
+        gauge(&text, "hitcounter_guard_entries") > 0.0,
+        "the gauges are exported: {text}"
+    );
+    assert!(
+        peaks.0 <= 50.0 && peaks.1 <= 50.0 && peaks.2 <= 50.0,
+        "peaks {peaks:?}"
+    );
+    // Every one of the 2,000 distinct hits was stored, though the cache holds 50 at most.
+    let export = client
+        .get(format!("{}/admin/export", server.base))
+        .header("Authorization", bearer(TOKEN))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let mut stored = 0;
+    for line in export.lines() {
+        let record: serde_json::Value = serde_json::from_str(line)?;
+        stored += record["total"].as_u64().unwrap_or(0);
+    }
+    assert_eq!(stored, 2000);
+    Ok(())
+}
