@@ -8,7 +8,7 @@
 # the stored count must have grown by the number of 2xx responses wrk saw, give or take the
 # requests still in flight when wrk stopped.
 #
-# Usage: benches/load.sh                    (defaults: ROUNDS=3 DURATION=10 CONNECTIONS=64)
+# Usage: benches/load.sh                    (defaults: ROUNDS=5 DURATION=10 CONNECTIONS=64)
 #        ROUNDS=1 DURATION=2 benches/load.sh (a smoke run)
 # Other settings: WARMUP (seconds, 3), OURS_PORT (18080), CEILING_PORT (18081), SERVER_CPU (0),
 # WRK_CPU (1). Needs wrk (apt-get install -y wrk), curl and taskset. Loopback only; everything it
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 WARMUP=${WARMUP:-3}
@@ -44,6 +44,7 @@ CEILING_BIN=target/release/examples/ceiling
 # Distinct keys in the distinct-keys endpoint, and the ones whose counts are checked after it.
 DISTINCT_KEYS=100000
 SAMPLE_KEYS=(0 1 777 31337 50000 99998 99999)
+CLK_TCK=$(getconf CLK_TCK)
 
 echo "== building release binaries"
 cargo build --release --bin hitcounter --example ceiling
@@ -105,12 +106,29 @@ count_of() {
     curl -sf --max-time 5 "http://127.0.0.1:$OURS_PORT/nocount?url=$1"
 }
 
-# run_wrk SECONDS URL [SCRIPT_ARGS...]: one wrk run; sets W[requests], W[duration_us], W[p50_us],
-# W[p99_us], W[non2xx], W[connect], W[read], W[write], W[timeout], W[started], W[rps], W[ok].
+# CPU time of process $1 (all threads, user + system), in clock ticks.
+process_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# Busy and total clock ticks of the servers' core (busy: everything but idle and iowait).
+core_ticks() {
+    awk -v cpu="cpu$SERVER_CPU" '$1 == cpu {
+        busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6 }' /proc/stat
+}
+
+# run_wrk PID SECONDS URL [SCRIPT_ARGS...]: one wrk run against server PID; sets W[requests],
+# W[duration_us], W[p50_us], W[p99_us], W[non2xx], W[connect], W[read], W[write], W[timeout],
+# W[started], W[rps], W[ok]; W[cpu_us] (the server's CPU time per answer, in microseconds: far less
+# sensitive to other work on the machine than req/s) and W[others] (the percentage of the core that
+# went to anything but the server: other processes, the hypervisor, interrupts).
 declare -A W
 run_wrk() {
-    local seconds=$1 url=$2 script=$LUA/report.lua
-    shift 2
+    local pid=$1 seconds=$2 url=$3 script=$LUA/report.lua
+    shift 3
+    local ticks0 busy0 total0 ticks1 busy1 total1
+    ticks0=$(process_ticks "$pid")
+    read -r busy0 total0 < <(core_ticks)
     if (($# > 0)); then
         script=$LUA/distinct.lua
         set -- -- "$@"
@@ -132,8 +150,14 @@ run_wrk() {
     for field in ${line#WRK }; do
         W[${field%%=*}]=${field#*=}
     done
+    ticks1=$(process_ticks "$pid")
+    read -r busy1 total1 < <(core_ticks)
     W[rps]=$(awk -v r="${W[requests]}" -v d="${W[duration_us]}" 'BEGIN { printf "%.0f", r * 1e6 / d }')
     W[ok]=$((W[requests] - W[non2xx]))
+    W[cpu_us]=$(awk -v t=$((ticks1 - ticks0)) -v hz="$CLK_TCK" -v r="${W[requests]}" \
+        'BEGIN { printf "%.2f", r ? t * 1e6 / hz / r : 0 }')
+    W[others]=$(awk -v b=$((busy1 - busy0 - (ticks1 - ticks0))) -v t=$((total1 - total0)) \
+        'BEGIN { o = t ? 100 * b / t : 0; printf "%.0f", (o < 0 ? 0 : o) }')
 }
 
 # median VALUES...: the median (mean of the middle two for an even count).
@@ -186,7 +210,7 @@ bench() {
     local name=$1 target=$2 path=$3 check=$4
     shift 4
     local ours_url="http://127.0.0.1:$OURS_PORT$path" ceiling_url="http://127.0.0.1:$CEILING_PORT$path"
-    local -a ours_rps=() ceiling_rps=() ratios=() p50s=() p99s=()
+    local -a ours_rps=() ceiling_rps=() ratios=() cpu_ratios=() p50s=() p99s=() ours_cpu=()
     local non2xx=0 round k key=${check#*:} before after
     echo
     echo "== $name: $path $*"
@@ -194,19 +218,19 @@ bench() {
     if [[ $check == zero:* ]]; then
         curl -sf -o /dev/null "http://127.0.0.1:$OURS_PORT/count?url=$key"
     fi
-    run_wrk "$WARMUP" "$ours_url" "$@"
-    run_wrk "$WARMUP" "$ceiling_url" "$@"
+    run_wrk "$ours_pid" "$WARMUP" "$ours_url" "$@"
+    run_wrk "$ceiling_pid" "$WARMUP" "$ceiling_url" "$@"
     for round in $(seq "$ROUNDS"); do
         if [[ $check == sample ]]; then
             for k in "${SAMPLE_KEYS[@]}"; do SAMPLE_BEFORE[k]=$(count_of "bench.example/p$k"); done
         else
             before=$(count_of "$key")
         fi
-        run_wrk "$DURATION" "$ours_url" "$@"
+        run_wrk "$ours_pid" "$DURATION" "$ours_url" "$@"
         sleep 0.3 # let the requests wrk left in flight finish
-        local ours=${W[rps]} p50=${W[p50_us]} p99=${W[p99_us]} bad=${W[non2xx]}
+        local ours=${W[rps]} p50=${W[p50_us]} p99=${W[p99_us]} bad=${W[non2xx]} cpu=${W[cpu_us]}
         non2xx=$((non2xx + bad))
-        echo "  round $round ours:    ${ours} req/s  p50 ${p50} us  p99 ${p99} us  non-2xx ${bad}  errors c/r/w/t ${W[connect]}/${W[read]}/${W[write]}/${W[timeout]}"
+        echo "  round $round ours:    ${ours} req/s  ${cpu} CPU us/req  p50 ${p50} us  p99 ${p99} us  non-2xx ${bad}  errors c/r/w/t ${W[connect]}/${W[read]}/${W[write]}/${W[timeout]}  core $SERVER_CPU to others ${W[others]}%"
         case $check in
             count:*) check_count "$key" "$before" "$(count_of "$key")" ;;
             zero:*) after=$(count_of "$key")
@@ -220,20 +244,25 @@ bench() {
                 for k in "${SAMPLE_KEYS[@]}"; do SAMPLE_AFTER[k]=$(count_of "bench.example/p$k"); done
                 check_sample ;;
         esac
-        run_wrk "$DURATION" "$ceiling_url" "$@"
-        local ceiling=${W[rps]} ratio
+        run_wrk "$ceiling_pid" "$DURATION" "$ceiling_url" "$@"
+        local ceiling=${W[rps]} ratio cpu_ratio
         ratio=$(awk -v a="$ours" -v b="$ceiling" 'BEGIN { printf "%.3f", a / b }')
-        echo "  round $round ceiling: ${ceiling} req/s  p50 ${W[p50_us]} us  p99 ${W[p99_us]} us  non-2xx ${W[non2xx]}  ratio ${ratio}"
-        ours_rps+=("$ours") ceiling_rps+=("$ceiling") ratios+=("$ratio") p50s+=("$p50") p99s+=("$p99")
+        cpu_ratio=$(awk -v a="$cpu" -v b="${W[cpu_us]}" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
+        echo "  round $round ceiling: ${ceiling} req/s  ${W[cpu_us]} CPU us/req  p50 ${W[p50_us]} us  p99 ${W[p99_us]} us  non-2xx ${W[non2xx]}  core $SERVER_CPU to others ${W[others]}%"
+        echo "  round $round ratio ours/ceiling: ${ratio} by req/s, ${cpu_ratio} by CPU per request"
+        ours_rps+=("$ours") ceiling_rps+=("$ceiling") ratios+=("$ratio") cpu_ratios+=("$cpu_ratio")
+        p50s+=("$p50") p99s+=("$p99") ours_cpu+=("$cpu")
     done
     local rss
     rss=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$ours_pid/status")
     stop "$ours_pid"
     ours_pid=""
-    local m_ours m_ceiling m_ratio m_p50 m_p99 max_p99 verdict="—"
+    local m_ours m_ceiling m_ratio m_cpu_ratio m_cpu m_p50 m_p99 max_p99 verdict="—"
     m_ours=$(median "${ours_rps[@]}")
     m_ceiling=$(median "${ceiling_rps[@]}")
     m_ratio=$(median "${ratios[@]}")
+    m_cpu_ratio=$(median "${cpu_ratios[@]}")
+    m_cpu=$(median "${ours_cpu[@]}")
     m_p50=$(median "${p50s[@]}")
     m_p99=$(median "${p99s[@]}")
     max_p99=$(printf '%s\n' "${p99s[@]}" | sort -g | tail -1)
@@ -242,8 +271,13 @@ bench() {
         verdict="≥ $target: $verdict"
     fi
     echo "  => ours ${m_ours} req/s, ceiling ${m_ceiling} req/s, ratios ${ratios[*]}, median ${m_ratio} ($verdict)"
+    echo "     by CPU per request: ours ${m_cpu} us, ratios ${cpu_ratios[*]}, median ${m_cpu_ratio}"
     echo "     ours p50 ${m_p50} us, p99 ${m_p99} us (worst ${max_p99} us), non-2xx ${non2xx}, peak RSS ${rss} MiB"
-    TABLE+=("| \`$path\`$([[ $# -gt 0 ]] && echo " × ${DISTINCT_KEYS} keys") | ${m_ours} | ${m_ceiling} | ${m_ratio} (${ratios[*]}) | $verdict | $(awk -v u="$m_p50" 'BEGIN { printf "%.2f", u / 1000 }') / $(awk -v u="$m_p99" 'BEGIN { printf "%.2f", u / 1000 }') | ${non2xx} | ${rss} |")
+    local label="\`$path\`"
+    (($# > 0)) && label="$label × $DISTINCT_KEYS keys"
+    TABLE+=("| $label | $m_ours | $m_ceiling | $m_ratio (${ratios[*]}) | $verdict | $m_cpu_ratio | $m_cpu |\
+ $(awk -v u="$m_p50" 'BEGIN { printf "%.2f", u / 1000 }') / $(awk -v u="$m_p99" 'BEGIN { printf "%.2f", u / 1000 }') |\
+ $non2xx | $rss |")
 }
 
 start_ceiling
@@ -260,10 +294,11 @@ echo "== Markdown for the README's Performance section"
 echo
 echo "$(date -u +%Y-%m-%d), commit $commit, $(nproc) × $cpu, $(uname -sr); each server pinned to"
 echo "one core, wrk (\`-t1 -c$CONNECTIONS\`) on another; $ROUNDS alternating rounds of ${DURATION} s per server;"
-echo "req/s are medians; the ratio is ours/ceiling per round (its median first)."
+echo "req/s are medians; the ratio is ours/ceiling per round (its median first); the CPU ratio is the"
+echo "median of ceiling/ours CPU time per answer, which other work on the machine disturbs far less."
 echo
-echo "| endpoint | ours req/s | ceiling req/s | ratio (per round) | target | ours p50 / p99 ms | non-2xx | peak RSS MiB |"
-echo "|---|---:|---:|---|---|---:|---:|---:|"
+echo "| endpoint | ours req/s | ceiling req/s | ratio (per round) | target | CPU ratio | ours CPU µs/req | ours p50 / p99 ms | non-2xx | peak RSS MiB |"
+echo "|---|---:|---:|---|---|---:|---:|---:|---:|---:|"
 printf '%s\n' "${TABLE[@]}"
 echo
 if ((failures > 0)); then
