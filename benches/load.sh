@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# Load benchmark: hitcounter against a ceiling server (examples/ceiling.rs: warp answering a fixed
+# SVG, nothing else) on the same core, with wrk on another core, endpoint by endpoint.
+#
+# Timings on a shared 2-core machine are noisy, so the two servers are measured in alternating
+# rounds (ours, ceiling, ours, ceiling, ...) and what is reported is the ratio ours/ceiling of each
+# round and its median, not absolute numbers. Every counting round is also a correctness check:
+# the stored count must have grown by the number of 2xx responses wrk saw, give or take the
+# requests still in flight when wrk stopped.
+#
+# Usage: benches/load.sh                    (defaults: ROUNDS=5 DURATION=10 CONNECTIONS=64)
+#        ROUNDS=1 DURATION=2 benches/load.sh (a smoke run)
+# Other settings: WARMUP (seconds, 3), OURS_PORT (18080), CEILING_PORT (18081), SERVER_CPU (0),
+# WRK_CPU (1). Needs wrk (apt-get install -y wrk), curl and taskset. Loopback only; everything it
+# starts is stopped on exit. Exits non-zero when a correctness check fails; a missed throughput
+# target is reported (MISS), not a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+WARMUP=${WARMUP:-3}
+OURS_PORT=${OURS_PORT:-18080}
+CEILING_PORT=${CEILING_PORT:-18081}
+SERVER_CPU=${SERVER_CPU:-0}
+WRK_CPU=${WRK_CPU:-1}
+for setting in ROUNDS DURATION CONNECTIONS WARMUP OURS_PORT CEILING_PORT SERVER_CPU WRK_CPU; do
+    if ! [[ ${!setting} =~ ^[0-9]+$ ]] || { [[ $setting != *CPU ]] && ((${!setting} == 0)); }; then
+        echo "load.sh: $setting must be a positive integer, not '${!setting}'" >&2
+        exit 2
+    fi
+done
+for tool in wrk curl taskset; do
+    command -v "$tool" >/dev/null || {
+        echo "load.sh: $tool is missing (apt-get install -y wrk curl util-linux)" >&2
+        exit 2
+    }
+done
+
+LUA=benches/load
+OURS_BIN=target/release/hitcounter
+CEILING_BIN=target/release/examples/ceiling
+# Distinct keys in the distinct-keys endpoint, and the ones whose counts are checked after it.
+DISTINCT_KEYS=100000
+SAMPLE_KEYS=(0 1 777 31337 50000 99998 99999)
+CLK_TCK=$(getconf CLK_TCK)
+
+echo "== building release binaries"
+cargo build --release --bin hitcounter --example ceiling
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/hitcounter-load.XXXXXX")
+ours_pid=""
+ceiling_pid=""
+failures=0
+
+# Stops one server: SIGTERM (ours then flushes), SIGKILL if it is still there after 15 s.
+stop() {
+    local pid=$1
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 150); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+    stop "$ours_pid"
+    stop "$ceiling_pid"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Waits (at most 5 s) until GET $2 answers 2xx, while process $1 lives.
+wait_ready() {
+    local pid=$1 url=$2
+    for _ in $(seq 100); do
+        curl -sf -o /dev/null "$url" && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "load.sh: server $pid never answered $url" >&2
+    exit 1
+}
+
+start_ceiling() {
+    taskset -c "$SERVER_CPU" "$CEILING_BIN" --bind "127.0.0.1:$CEILING_PORT" 2>>"$work/ceiling.log" &
+    ceiling_pid=$!
+    wait_ready "$ceiling_pid" "http://127.0.0.1:$CEILING_PORT/"
+}
+
+# Starts ours on a fresh data dir; cookies off, so every hit counts and wrk needs no cookie jar.
+start_ours() {
+    local dir
+    dir=$(mktemp -d "$work/data.XXXXXX")
+    taskset -c "$SERVER_CPU" "$OURS_BIN" --bind "127.0.0.1:$OURS_PORT" --data-dir "$dir" \
+        --cookie-window-secs 0 2>>"$work/ours.log" &
+    ours_pid=$!
+    wait_ready "$ours_pid" "http://127.0.0.1:$OURS_PORT/nocount?url=bench.example/ready"
+}
+
+# The stored count of page $1, as /nocount answers it (it never counts).
+count_of() {
+    curl -sf --max-time 5 "http://127.0.0.1:$OURS_PORT/nocount?url=$1"
+}
+
+# CPU time of process $1 (all threads, user + system), in clock ticks.
+process_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# Busy and total clock ticks of the servers' core (busy: everything but idle and iowait).
+core_ticks() {
+    awk -v cpu="cpu$SERVER_CPU" '$1 == cpu {
+        busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6 }' /proc/stat
+}
+
+# run_wrk PID SECONDS URL [SCRIPT_ARGS...]: one wrk run against server PID; sets W[requests],
+# W[duration_us], W[p50_us], W[p99_us], W[non2xx], W[connect], W[read], W[write], W[timeout],
+# W[started], W[rps], W[ok]; W[cpu_us] (the server's CPU time per answer, in microseconds: far less
+# sensitive to other work on the machine than req/s) and W[others] (the percentage of the core that
+# went to anything but the server: other processes, the hypervisor, interrupts).
+declare -A W
+run_wrk() {
+    local pid=$1 seconds=$2 url=$3 script=$LUA/report.lua
+    shift 3
+    local ticks0 busy0 total0 ticks1 busy1 total1
+    ticks0=$(process_ticks "$pid")
+    read -r busy0 total0 < <(core_ticks)
+    if (($# > 0)); then
+        script=$LUA/distinct.lua
+        set -- -- "$@"
+    fi
+    local out=$work/wrk.out
+    if ! timeout $((seconds + 30)) taskset -c "$WRK_CPU" \
+        wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s -s "$script" "$url" "$@" >"$out" 2>&1; then
+        echo "load.sh: wrk failed on $url:" >&2
+        cat "$out" >&2
+        exit 1
+    fi
+    local line field
+    line=$(grep '^WRK ' "$out") || {
+        echo "load.sh: no WRK line from wrk on $url:" >&2
+        cat "$out" >&2
+        exit 1
+    }
+    W=()
+    for field in ${line#WRK }; do
+        W[${field%%=*}]=${field#*=}
+    done
+    ticks1=$(process_ticks "$pid")
+    read -r busy1 total1 < <(core_ticks)
+    W[rps]=$(awk -v r="${W[requests]}" -v d="${W[duration_us]}" 'BEGIN { printf "%.0f", r * 1e6 / d }')
+    W[ok]=$((W[requests] - W[non2xx]))
+    W[cpu_us]=$(awk -v t=$((ticks1 - ticks0)) -v hz="$CLK_TCK" -v r="${W[requests]}" \
+        'BEGIN { printf "%.2f", r ? t * 1e6 / hz / r : 0 }')
+    W[others]=$(awk -v b=$((busy1 - busy0 - (ticks1 - ticks0))) -v t=$((total1 - total0)) \
+        'BEGIN { o = t ? 100 * b / t : 0; printf "%.0f", (o < 0 ? 0 : o) }')
+}
+
+# median VALUES...: the median (mean of the middle two for an even count).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "nan"; exit }
+        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Checks that page $1 grew by the 2xx responses of the last run: at least that many, at most that
+# many plus the requests wrk may have left in flight or lost (connections, timeouts, socket errors).
+check_count() {
+    local key=$1 before=$2 after=$3
+    local delta=$((after - before)) low=${W[ok]}
+    local high=$((W[ok] + CONNECTIONS + W[timeout] + W[read] + W[write]))
+    if ((delta >= low && delta <= high)); then
+        echo "    check $key: +$delta stored for ${W[ok]} 2xx (allowed $low..$high): ok"
+    else
+        echo "    check $key: +$delta stored for ${W[ok]} 2xx (allowed $low..$high): FAILED"
+        failures=$((failures + 1))
+    fi
+}
+
+# The distinct run hit page p<k> once per pass over the keys: floor(started / keys) times, plus one
+# if k comes before where the last pass stopped. The last request of a key may have been in flight
+# when wrk stopped (counted or not), so one less is accepted too. The total over all 100,000 keys
+# is not read back (that would be 100,000 requests); the hot and text keys are checked exactly.
+declare -a SAMPLE_BEFORE SAMPLE_AFTER # indexed by key number (sparse)
+check_sample() {
+    local k expected delta bad=0
+    for k in "${SAMPLE_KEYS[@]}"; do
+        expected=$((W[started] / DISTINCT_KEYS + (k < W[started] % DISTINCT_KEYS ? 1 : 0)))
+        delta=$((SAMPLE_AFTER[k] - SAMPLE_BEFORE[k]))
+        if ((delta < expected - 1 || delta > expected)); then
+            echo "    check p$k: +$delta stored, expected $((expected - 1))..$expected: FAILED"
+            bad=1
+        fi
+    done
+    if ((bad)); then
+        failures=$((failures + 1))
+    else
+        echo "    check ${#SAMPLE_KEYS[@]} sampled keys of ${W[started]} requests over $DISTINCT_KEYS pages: each as expected, ok"
+    fi
+}
+
+# bench NAME TARGET PATH CHECK [SCRIPT_ARGS...]: warm-up, then ROUNDS alternating rounds.
+# CHECK: "count:KEY" (the run counts KEY), "zero:KEY" (the run must not change KEY), "sample".
+declare -a TABLE
+bench() {
+    local name=$1 target=$2 path=$3 check=$4
+    shift 4
+    local ours_url="http://127.0.0.1:$OURS_PORT$path" ceiling_url="http://127.0.0.1:$CEILING_PORT$path"
+    local -a ours_rps=() ceiling_rps=() ratios=() cpu_ratios=() p50s=() p99s=() ours_cpu=()
+    local non2xx=0 round k key=${check#*:} before after
+    echo
+    echo "== $name: $path $*"
+    start_ours
+    if [[ $check == zero:* ]]; then
+        curl -sf -o /dev/null "http://127.0.0.1:$OURS_PORT/count?url=$key"
+    fi
+    run_wrk "$ours_pid" "$WARMUP" "$ours_url" "$@"
+    run_wrk "$ceiling_pid" "$WARMUP" "$ceiling_url" "$@"
+    for round in $(seq "$ROUNDS"); do
+        if [[ $check == sample ]]; then
+            for k in "${SAMPLE_KEYS[@]}"; do SAMPLE_BEFORE[k]=$(count_of "bench.example/p$k"); done
+        else
+            before=$(count_of "$key")
+        fi
+        run_wrk "$ours_pid" "$DURATION" "$ours_url" "$@"
+        sleep 0.3 # let the requests wrk left in flight finish
+        local ours=${W[rps]} p50=${W[p50_us]} p99=${W[p99_us]} bad=${W[non2xx]} cpu=${W[cpu_us]}
+        non2xx=$((non2xx + bad))
+        echo "  round $round ours:    ${ours} req/s  ${cpu} CPU us/req  p50 ${p50} us  p99 ${p99} us  non-2xx ${bad}  errors c/r/w/t ${W[connect]}/${W[read]}/${W[write]}/${W[timeout]}  core $SERVER_CPU to others ${W[others]}%"
+        case $check in
+            count:*) check_count "$key" "$before" "$(count_of "$key")" ;;
+            zero:*) after=$(count_of "$key")
+                if ((after == before)); then
+                    echo "    check $key: unchanged at $after: ok"
+                else
+                    echo "    check $key: $before -> $after under /nocount: FAILED"
+                    failures=$((failures + 1))
+                fi ;;
+            sample)
+                for k in "${SAMPLE_KEYS[@]}"; do SAMPLE_AFTER[k]=$(count_of "bench.example/p$k"); done
+                check_sample ;;
+        esac
+        run_wrk "$ceiling_pid" "$DURATION" "$ceiling_url" "$@"
+        local ceiling=${W[rps]} ratio cpu_ratio
+        ratio=$(awk -v a="$ours" -v b="$ceiling" 'BEGIN { printf "%.3f", a / b }')
+        cpu_ratio=$(awk -v a="$cpu" -v b="${W[cpu_us]}" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
+        echo "  round $round ceiling: ${ceiling} req/s  ${W[cpu_us]} CPU us/req  p50 ${W[p50_us]} us  p99 ${W[p99_us]} us  non-2xx ${W[non2xx]}  core $SERVER_CPU to others ${W[others]}%"
+        echo "  round $round ratio ours/ceiling: ${ratio} by req/s, ${cpu_ratio} by CPU per request"
+        ours_rps+=("$ours") ceiling_rps+=("$ceiling") ratios+=("$ratio") cpu_ratios+=("$cpu_ratio")
+        p50s+=("$p50") p99s+=("$p99") ours_cpu+=("$cpu")
+    done
+    local rss
+    rss=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$ours_pid/status")
+    stop "$ours_pid"
+    ours_pid=""
+    local m_ours m_ceiling m_ratio m_cpu_ratio m_cpu m_p50 m_p99 max_p99 verdict="—"
+    m_ours=$(median "${ours_rps[@]}")
+    m_ceiling=$(median "${ceiling_rps[@]}")
+    m_ratio=$(median "${ratios[@]}")
+    m_cpu_ratio=$(median "${cpu_ratios[@]}")
+    m_cpu=$(median "${ours_cpu[@]}")
+    m_p50=$(median "${p50s[@]}")
+    m_p99=$(median "${p99s[@]}")
+    max_p99=$(printf '%s\n' "${p99s[@]}" | sort -g | tail -1)
+    if [[ $target != - ]]; then
+        verdict=$(awk -v r="$m_ratio" -v t="$target" 'BEGIN { print (r >= t ? "PASS" : "MISS") }')
+        verdict="≥ $target: $verdict"
+    fi
+    echo "  => ours ${m_ours} req/s, ceiling ${m_ceiling} req/s, ratios ${ratios[*]}, median ${m_ratio} ($verdict)"
+    echo "     by CPU per request: ours ${m_cpu} us, ratios ${cpu_ratios[*]}, median ${m_cpu_ratio}"
+    echo "     ours p50 ${m_p50} us, p99 ${m_p99} us (worst ${max_p99} us), non-2xx ${non2xx}, peak RSS ${rss} MiB"
+    local label="\`$path\`"
+    (($# > 0)) && label="$label × $DISTINCT_KEYS keys"
+    TABLE+=("| $label | $m_ours | $m_ceiling | $m_ratio (${ratios[*]}) | $verdict | $m_cpu_ratio | $m_cpu |\
+ $(awk -v u="$m_p50" 'BEGIN { printf "%.2f", u / 1000 }') / $(awk -v u="$m_p99" 'BEGIN { printf "%.2f", u / 1000 }') |\
+ $non2xx | $rss |")
+}
+
+start_ceiling
+bench "hot key" 0.90 "/count/tag.svg?url=bench.example/hot" count:bench.example/hot
+bench "distinct keys" 0.75 "/count/tag.svg" sample /count/tag.svg "$DISTINCT_KEYS"
+bench "nocount" 0.90 "/nocount/tag.svg?url=bench.example/hot" zero:bench.example/hot
+bench "text" - "/count?url=bench.example/text" count:bench.example/text
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || commit="$commit (uncommitted changes)"
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+echo
+echo "== Markdown for the README's Performance section"
+echo
+echo "$(date -u +%Y-%m-%d), commit $commit, $(nproc) × $cpu, $(uname -sr); each server pinned to"
+echo "one core, wrk (\`-t1 -c$CONNECTIONS\`) on another; $ROUNDS alternating rounds of ${DURATION} s per server;"
+echo "req/s are medians; the ratio is ours/ceiling per round (its median first); the CPU ratio is the"
+echo "median of ceiling/ours CPU time per answer, which other work on the machine disturbs far less."
+echo
+echo "| endpoint | ours req/s | ceiling req/s | ratio (per round) | target | CPU ratio | ours CPU µs/req | ours p50 / p99 ms | non-2xx | peak RSS MiB |"
+echo "|---|---:|---:|---|---|---:|---:|---:|---:|---:|"
+printf '%s\n' "${TABLE[@]}"
+echo
+if ((failures > 0)); then
+    echo "load.sh: $failures correctness check(s) FAILED" >&2
+    exit 1
+fi
+echo "all correctness checks passed"
