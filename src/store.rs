@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::TransactionError;
 
 mod bulk;
 pub use bulk::Merge;
@@ -102,6 +101,9 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(SLED_CACHE_BYTES)
+            // Counts are small and rewritten in place: favour space (and so a short log to
+            // recover at start-up) over write throughput.
+            .mode(sled::Mode::LowSpace)
             // The counter's flusher decides when to flush; sled's own timer would be a second one.
             .flush_every_ms(None)
             .open()
@@ -156,42 +158,28 @@ impl Store {
             .collect()
     }
 
-    /// Writes absolute totals and day counts in one atomic transaction (durable after `flush`).
+    /// Writes absolute totals and day counts (durable after `flush`). Key by key rather than in
+    /// one transaction or batch: both take sled's global write lock, and a flush of thousands of
+    /// keys held it long enough to stall every request's read. Each value is an absolute total,
+    /// so a flush cut short by a crash leaves every key either at its old or its new count.
     pub fn put(&self, totals: &[(&str, u64)], days: &[DayCount<'_>]) -> Result<(), StoreError> {
-        let mut total_batch = sled::Batch::default();
-        for (key, total) in totals {
-            total_batch.insert(key.as_bytes(), &total.to_be_bytes());
-        }
-        let mut day_batch = sled::Batch::default();
         for bucket in days {
-            day_batch.insert(day_key(bucket.key, bucket.day), &bucket.count.to_be_bytes());
+            self.days
+                .insert(day_key(bucket.key, bucket.day), &bucket.count.to_be_bytes())?;
         }
-        (&self.counts, &self.days)
-            .transaction(|(counts, days)| {
-                counts.apply_batch(&total_batch)?;
-                days.apply_batch(&day_batch)?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(from_transaction)
+        for (key, total) in totals {
+            self.counts.insert(key.as_bytes(), &total.to_be_bytes())?;
+        }
+        Ok(())
     }
 
-    /// Adds `by` to the total of `key` and to its count on `day`, atomically; returns both new
-    /// values (total, day).
+    /// Adds `by` to the total of `key` and to its count on `day`; returns both new values
+    /// (total, day). Each is one atomic read-modify-write (no global lock); the caller holds the
+    /// key's cache shard lock, so no other writer of this key runs meanwhile.
     pub fn increment(&self, key: &str, day: u32, by: u64) -> Result<(u64, u64), StoreError> {
-        let bucket = day_key(key, day);
-        (&self.counts, &self.days)
-            .transaction(|(counts, days)| {
-                let read = |value: Option<sled::IVec>| match value {
-                    None => Ok(0),
-                    Some(bytes) => decode(key, &bytes).map_err(ConflictableTransactionError::Abort),
-                };
-                let total = read(counts.get(key)?)?.saturating_add(by);
-                let today = read(days.get(&bucket)?)?.saturating_add(by);
-                counts.insert(key, &total.to_be_bytes())?;
-                days.insert(bucket.as_slice(), &today.to_be_bytes())?;
-                Ok((total, today))
-            })
-            .map_err(from_transaction)
+        let today = add(&self.days, &day_key(key, day), by)?;
+        let total = add(&self.counts, key.as_bytes(), by)?;
+        Ok((total, today))
     }
 
     /// Bytes the database takes on disk.
@@ -241,6 +229,34 @@ impl Store {
             }),
         }
     }
+}
+
+/// Adds `by` to the count at `key` in `tree` atomically; returns the new count.
+fn add(tree: &sled::Tree, key: &[u8], by: u64) -> Result<u64, StoreError> {
+    let mut bad_len = None;
+    let new = tree.update_and_fetch(key, |old| match old {
+        None => Some(by.to_be_bytes().to_vec()),
+        Some(bytes) => match <[u8; 8]>::try_from(bytes) {
+            Ok(array) => Some(
+                u64::from_be_bytes(array)
+                    .saturating_add(by)
+                    .to_be_bytes()
+                    .to_vec(),
+            ),
+            Err(_) => {
+                bad_len = Some(bytes.len());
+                Some(bytes.to_vec())
+            }
+        },
+    })?;
+    if let Some(len) = bad_len {
+        return Err(StoreError::BadValue {
+            key: String::from_utf8_lossy(key).into_owned(),
+            len,
+        });
+    }
+    let key = String::from_utf8_lossy(key);
+    new.map_or(Ok(by), |bytes| decode(&key, &bytes))
 }
 
 /// The days-tree key of `key` on `day`.
