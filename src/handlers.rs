@@ -32,6 +32,8 @@ pub struct App {
     pub cookies: AntiRefresh,
     /// The clock for cookie windows (the counter has the same one for days).
     pub clock: Arc<dyn Clock>,
+    /// Recent target → key normalisations.
+    pub keys: key::Memo,
     /// The latest ranking of top sites (refreshed in the background).
     pub top: Arc<Latest>,
     /// Cookieless dedupe, when `--dedupe` is `visitor` or `both`.
@@ -104,7 +106,7 @@ pub fn count(app: &App, visit: &Visit, counting: bool, render: Render) -> Respon
 
 fn try_count(app: &App, visit: &Visit, counting: bool, render: Render) -> Result<Response, Error> {
     let query = Query::parse(&visit.query)?;
-    let key = target_key(&query, &visit.headers, app.settings.max_url_length)?;
+    let key = target_key(app, &query, &visit.headers)?;
     if let Some(reason) = app.settings.url_rules.refusal(&key) {
         return Err(Error::Refused(reason));
     }
@@ -236,11 +238,7 @@ pub(crate) fn json(body: &impl Serialize) -> Response {
 
 /// The key of the page to count: `?url=` when present and non-empty, else `Referer`, else
 /// `Referrer` (the original honours both spellings).
-pub(crate) fn target_key(
-    query: &Query,
-    headers: &HeaderMap,
-    max_len: usize,
-) -> Result<String, Error> {
+pub(crate) fn target_key(app: &App, query: &Query, headers: &HeaderMap) -> Result<String, Error> {
     let target = match &query.url {
         Some(url) => url.into(),
         None => ["referer", "referrer"]
@@ -250,7 +248,7 @@ pub(crate) fn target_key(
             .map(|value| String::from_utf8_lossy(value.as_bytes()))
             .ok_or(Error::NoTarget)?,
     };
-    Ok(key::normalise(&target, max_len)?)
+    Ok(app.keys.normalise(&target, app.settings.max_url_length)?)
 }
 
 /// Whether the cookie should be `Secure` (and `SameSite=None`).

@@ -4,7 +4,13 @@
 //! slashes are dropped, the host is case-folded and IDNA-encoded (punycode), the path keeps its
 //! case. Normalising a key again gives the same key.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dashmap::DashMap;
 use url::Url;
+
+/// Targets longer than this are normalised every time rather than remembered.
+const MEMO_MAX_TARGET: usize = 256;
 
 /// Why a target cannot become a key. Each message is a short plain reason for the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,6 +70,43 @@ pub fn normalise(target: &str, max_len: usize) -> Result<String, KeyError> {
         return Err(KeyError::TooLong { max: max_len });
     }
     Ok(key)
+}
+
+/// A bounded memo of recent normalisations: a badge's page sends the same Referer or `?url=` on
+/// every view, and parsing it (the WHATWG parser, IDNA) was a visible share of a request. Holds
+/// at most `capacity` targets of at most 256 bytes each, and starts afresh when full. No I/O.
+pub struct Memo {
+    /// DashMap: concurrent lookups of different targets lock different shards.
+    keys: DashMap<Box<str>, Box<str>>,
+    len: AtomicUsize,
+    capacity: usize,
+}
+
+impl Memo {
+    /// A memo of at most `capacity` targets.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            keys: DashMap::new(),
+            len: AtomicUsize::new(0),
+            capacity,
+        }
+    }
+
+    /// [`normalise`], remembered: the same answer, without parsing a target seen recently.
+    pub fn normalise(&self, target: &str, max_len: usize) -> Result<String, KeyError> {
+        if let Some(key) = self.keys.get(target) {
+            return Ok(key.to_string());
+        }
+        let key = normalise(target, max_len)?;
+        if target.len() <= MEMO_MAX_TARGET {
+            if self.len.fetch_add(1, Ordering::Relaxed) >= self.capacity {
+                self.keys.clear();
+                self.len.store(1, Ordering::Relaxed);
+            }
+            self.keys.insert(target.into(), key.as_str().into());
+        }
+        Ok(key)
+    }
 }
 
 /// Removes a leading `scheme://` (or `//`), refusing schemes other than http and https.
@@ -172,6 +215,31 @@ mod tests {
             normalise("example.com:99999/", 2048),
             Err(KeyError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn the_memo_answers_as_normalise_and_stays_bounded() {
+        let memo = Memo::new(3);
+        for round in 0..2 {
+            for n in 0..10 {
+                let target = format!("https://Example.COM/{n}/");
+                assert_eq!(
+                    memo.normalise(&target, 2048),
+                    normalise(&target, 2048),
+                    "round {round}"
+                );
+            }
+        }
+        assert!(memo.keys.len() <= 3);
+        assert_eq!(
+            memo.normalise("exa mple.com", 2048),
+            normalise("exa mple.com", 2048)
+        );
+        let long = format!("example.com/{}", "a".repeat(100));
+        assert_eq!(
+            memo.normalise(&long, 50),
+            Err(KeyError::TooLong { max: 50 })
+        );
     }
 
     #[test]

@@ -61,7 +61,7 @@ type Days = Vec<(u32, u64)>;
 fn history(app: &App, visit: &Visit) -> Result<(String, Days, u64), Error> {
     let query = Query::parse(&visit.query)?;
     let days = query.history_days(app.settings.history_days)?;
-    let key = target_key(&query, &visit.headers, app.settings.max_url_length)?;
+    let key = target_key(app, &query, &visit.headers)?;
     let history = app.counter.history(&key, days)?;
     let total = app.counter.peek(&key)?.total;
     Ok((key, history, total))

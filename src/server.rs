@@ -19,6 +19,9 @@ use crate::store::{OpenError, Store, StoreError};
 use crate::telemetry;
 use crate::top::{Latest, Limits, spawn_refresher};
 
+/// Targets whose keys are remembered (each at most 256 bytes: under 2 MiB in all).
+const KEY_MEMO_CAPACITY: usize = 4096;
+
 /// Why the server could not start, or could not stop cleanly. One sentence each.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -116,6 +119,7 @@ pub async fn run_with_clock(
         counter,
         cookies,
         clock,
+        keys: crate::key::Memo::new(KEY_MEMO_CAPACITY),
         top,
         dedupe,
         rate_limit,
