@@ -182,6 +182,32 @@ impl Cache {
         Ok(counts)
     }
 
+    /// The counts of `key` (today's for `day`) without counting: from the cache, else from `load`
+    /// under the key's shard lock. A key the store holds is then cached (clean, so it costs no
+    /// flush) when there is room, so a badge that is only read stops costing store reads; an
+    /// unknown key is never cached.
+    pub fn peek<E>(
+        &self,
+        key: &str,
+        day: u32,
+        load: impl FnOnce() -> Result<Counts, E>,
+    ) -> Result<Counts, E> {
+        if let Some(entry) = self.map.get(key) {
+            return Ok(entry.counts(day));
+        }
+        match self.map.entry(key.into()) {
+            MapEntry::Occupied(entry) => Ok(entry.get().counts(day)),
+            MapEntry::Vacant(vacant) => {
+                let loaded = load()?;
+                if loaded.total > 0 && !self.is_full() {
+                    vacant.insert(Entry::new(loaded.total, day, loaded.today));
+                    self.len.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(loaded)
+            }
+        }
+    }
+
     /// Sets the total of `key` under its shard lock: a cached entry takes `total` (and stays
     /// dirty until flushed); an uncached key is loaded with `load` first, or, when the cache is
     /// full, handed to `write_through`.

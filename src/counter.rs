@@ -73,10 +73,7 @@ impl Counter {
     /// The current counts of `key` without counting; an unknown key is 0 and creates nothing.
     pub fn peek(&self, key: &str) -> Result<Counts, StoreError> {
         let day = self.clock.today();
-        match self.cache.get(key, day) {
-            Some(counts) => Ok(counts),
-            None => self.stored(key, day),
-        }
+        self.cache.peek(key, day, || self.stored(key, day))
     }
 
     /// Daily counts of `key` for the `days` days ending today, oldest first, zero days included.
