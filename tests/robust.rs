@@ -1,5 +1,6 @@
 //! Robustness of the whole server: the real binary crashed (`kill -9`) and stopped (SIGTERM)
-//! while clients hammer it.
+//! while clients hammer it, and property tests of the parsers hostile requests reach (key
+//! normalisation, anti-refresh cookies).
 
 mod common;
 
@@ -11,6 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{BoxError, TestResult, encode};
+use hitcounter::cookie::AntiRefresh;
+use hitcounter::key::normalise;
+use proptest::prelude::*;
 use rand::RngExt;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hitcounter");
@@ -486,4 +490,98 @@ async fn sigterm_under_load_keeps_every_acknowledged_hit() -> TestResult {
         started.elapsed()
     );
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: property tests of the parsers.
+
+/// Targets: anything at all, and things shaped like URLs (a scheme or not, a host of letters,
+/// digits, dots, brackets, colons, at signs, percent signs and non-ASCII, a port, a path, a
+/// query, a fragment), so that most cases get past the first checks into the URL parser.
+fn targets() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "\\PC{0,80}",
+        concat!(
+            "((https?|HTTP|ftp|a+b)://|//)?",
+            "[a-zA-Z0-9.\\-\\[\\]:@%_~ßÄöİı\u{ff21}-\u{ff3a}\u{3002}\u{200d}\u{0301}\u{05d0}]{0,24}",
+            "(:[0-9]{0,6})?",
+            "(/[a-zA-Z0-9.%/\\\\ ?#&=+ü\u{3000}]{0,30}){0,3}",
+            "[?#]?\\PC{0,8}",
+        ),
+    ]
+}
+
+/// Limits: the default, and small ones where the bound is reached often.
+fn limits() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(2048_usize), 16_usize..120]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    /// `normalise` never panics; a key it gives is within the limit, and normalising the key
+    /// again gives the same key (so a key is a fixed point: two spellings cannot drift apart).
+    #[test]
+    fn key_normalisation_is_total_bounded_and_idempotent(target in targets(), max in limits()) {
+        if let Ok(key) = normalise(&target, max) {
+            prop_assert!(key.len() <= max, "{key:?} is longer than {max}");
+            prop_assert_eq!(normalise(&key, max), Ok(key.clone()), "from {:?}", target);
+        }
+    }
+}
+
+/// Cookie headers: arbitrary bytes, and headers made of pairs named for the key (or close to
+/// it) whose values are shaped like ours (`random.issued.mac`) with arbitrary parts.
+fn cookie_headers(key: String) -> impl Strategy<Value = Vec<u8>> {
+    let name = AntiRefresh::name(&key);
+    let pair = (
+        prop_oneof![Just(name.clone()), Just(format!(" {name}")), "[ -~]{0,20}"],
+        "[0-9A-Za-z]{0,16}",
+        prop_oneof!["[0-9]{0,22}", "\\PC{0,6}"],
+        prop_oneof!["[0-9a-f]{32}", "[0-9a-fA-F]{0,40}", "\\PC{0,8}"],
+        prop::collection::vec(any::<u8>(), 0..4),
+    )
+        .prop_map(|(name, random, issued, mac, junk)| {
+            let mut pair = format!("{name}={random}.{issued}.{mac}").into_bytes();
+            pair.extend(junk);
+            pair
+        });
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..300),
+        prop::collection::vec(pair, 0..4).prop_map(|pairs| pairs.join(&b';')),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// `is_fresh` never panics whatever the header, key, clock and window; and a forged or
+    /// mangled value is never fresh (only `issue` makes fresh cookies).
+    #[test]
+    fn cookie_parsing_is_total_and_unforgeable(
+        (key, header) in "\\PC{0,40}".prop_flat_map(|key| (Just(key.clone()), cookie_headers(key))),
+        now in prop_oneof![any::<u64>(), 0_u64..10_000],
+        window in prop_oneof![Just(0_u64), 1_u64..100, Just(u64::MAX)],
+        secret in any::<[u8; 32]>(),
+    ) {
+        let jar = AntiRefresh::new(secret, window, 12);
+        prop_assert!(!jar.is_fresh(&key, &header, now), "{:?}", String::from_utf8_lossy(&header));
+    }
+
+    /// A cookie `issue` made is found among any other bytes, and is fresh for its window only.
+    #[test]
+    fn an_issued_cookie_is_found_among_any_others(
+        key in "\\PC{0,40}",
+        others in prop::collection::vec(any::<u8>(), 0..100),
+        more in prop::collection::vec(any::<u8>(), 0..100),
+        issued in 0_u64..1 << 50,
+        age in 0_u64..120_000,
+    ) {
+        let jar = AntiRefresh::new([7; 32], 60, 12);
+        let set = jar.issue(&key, issued, false, &mut rand::rng());
+        let pair = set.split(';').next().unwrap_or_default();
+        let header = [&others[..], b"; ", pair.as_bytes(), b";", &more[..]].concat();
+        prop_assert_eq!(jar.is_fresh(&key, &header, issued + age), age < 60_000);
+    }
 }
