@@ -1,6 +1,6 @@
 //! Robustness of the whole server: the real binary crashed (`kill -9`) and stopped (SIGTERM)
-//! while clients hammer it, and property tests of the parsers hostile requests reach (key
-//! normalisation, anti-refresh cookies).
+//! while clients hammer it, a sweep of hostile requests against it, and property tests of the
+//! parsers those requests reach (key normalisation, anti-refresh cookies).
 
 mod common;
 
@@ -93,6 +93,10 @@ impl Process {
             .status()?;
         assert!(status.success(), "kill -TERM failed");
         Ok(())
+    }
+
+    fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits for the process to end (asynchronously: the clients keep running meanwhile).
@@ -584,4 +588,606 @@ proptest! {
         let header = [&others[..], b"; ", pair.as_bytes(), b";", &more[..]].concat();
         prop_assert_eq!(jar.is_fresh(&key, &header, issued + age), age < 60_000);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: a sweep of hostile requests against the real binary.
+
+/// Requests in the sweep.
+const SWEEP_REQUESTS: usize = 10_000;
+/// Concurrent senders.
+const SWEEP_TASKS: usize = 16;
+/// The whole sweep must end within this.
+const SWEEP_LIMIT: Duration = Duration::from_secs(90);
+/// Every route that reads `url`, a Referer and the badge parameters.
+const ROUTES: [&str; 10] = [
+    "/count",
+    "/nocount",
+    "/count/tag.svg",
+    "/nocount/tag.svg",
+    "/count.json",
+    "/nocount.json",
+    "/count/shields.json",
+    "/nocount/shields.json",
+    "/nocount/history.json",
+    "/nocount/history.svg",
+];
+/// The badge and history parameters.
+const PARAMS: [&str; 7] = [
+    "style",
+    "label",
+    "color",
+    "labelColor",
+    "format",
+    "show",
+    "days",
+];
+/// Percent-encodings that are not one: truncated, not hex, or not UTF-8 once decoded
+/// (a lone continuation byte, overlong forms, a surrogate, bytes that never occur in UTF-8).
+const BAD_PERCENT: [&str; 16] = [
+    "%",
+    "%%",
+    "%G0",
+    "%0",
+    "%2",
+    "%zz",
+    "%C3",
+    "%C3%28",
+    "%E2%82",
+    "%ED%A0%80",
+    "%C0%AF",
+    "%E0%80%AF",
+    "%F8%88%80%80%80",
+    "%FF%FE",
+    "%80",
+    "%00",
+];
+/// The page the sweep counts before it starts and checks afterwards.
+const KNOWN: &str = "known.robust.example/before-the-sweep";
+
+type Rng = rand::rngs::ThreadRng;
+
+/// A request of the sweep.
+enum Probe {
+    /// Sent with reqwest: a path and query (reqwest percent-encodes what a URL cannot hold) and
+    /// headers of any bytes a header may hold. `long` when it is meant to exceed a limit.
+    Client {
+        method: reqwest::Method,
+        target: String,
+        headers: Vec<(&'static str, Vec<u8>)>,
+        long: bool,
+    },
+    /// Written as is to a TCP connection: raw bytes no client library would send.
+    Raw(Vec<u8>),
+}
+
+impl Probe {
+    /// What to print of it when it fails.
+    fn describe(&self) -> String {
+        let cut = |text: String| text.chars().take(300).collect::<String>();
+        match self {
+            Probe::Client {
+                method,
+                target,
+                headers,
+                ..
+            } => {
+                let headers: Vec<String> = headers
+                    .iter()
+                    .map(|(name, value)| format!("{name}: {}", value.escape_ascii()))
+                    .collect();
+                cut(format!("{method} {target} {headers:?}"))
+            }
+            Probe::Raw(bytes) => cut(format!("raw {}", bytes.escape_ascii())),
+        }
+    }
+}
+
+fn random_bytes(rng: &mut Rng, max: usize) -> Vec<u8> {
+    let len = rng.random_range(0..=max);
+    (0..len).map(|_| rng.random::<u8>()).collect()
+}
+
+/// Random text: ASCII, Latin-1, other scripts, emoji, combining marks and controls.
+fn random_text(rng: &mut Rng, max: usize) -> String {
+    let len = rng.random_range(0..=max);
+    (0..len)
+        .map(|_| match rng.random_range(0..6) {
+            0 | 1 => char::from(rng.random_range(0x20_u8..0x7f)),
+            2 => char::from(rng.random_range(0x00_u8..0x20)),
+            3 => char::from_u32(rng.random_range(0x80..0x800)).unwrap_or('?'),
+            4 => char::from_u32(rng.random_range(0x3000..0xa000)).unwrap_or('?'),
+            _ => char::from_u32(rng.random_range(0x1f300..0x1f700)).unwrap_or('?'),
+        })
+        .collect()
+}
+
+/// A query value: percent-encoded random bytes (mostly not UTF-8), bad percent-encodings,
+/// percent-encoded random text, raw text (reqwest encodes what it must), or odd numbers.
+fn random_value(rng: &mut Rng) -> String {
+    match rng.random_range(0..5) {
+        0 => encode_bytes(&random_bytes(rng, 40)),
+        1 => {
+            let bad = BAD_PERCENT[rng.random_range(0..BAD_PERCENT.len())];
+            format!(
+                "{}{bad}{}",
+                encode(&random_text(rng, 8)),
+                random_text(rng, 4)
+            )
+        }
+        2 => encode(&random_text(rng, 40)),
+        3 => random_text(rng, 20).replace(['&', '#'], ""),
+        _ => [
+            "-1",
+            "0",
+            "1",
+            "401",
+            "4294967296",
+            "99999999999999999999",
+            "1e3",
+            " 7",
+        ][rng.random_range(0..8)]
+        .to_owned(),
+    }
+}
+
+/// A value of `param` that passes validation, so that another parameter's junk is what the
+/// request tests.
+fn good_value(param: &str, rng: &mut Rng) -> &'static str {
+    let values: &[&'static str] = match param {
+        "style" => &["flat", "flat-square", "plastic", "for-the-badge"],
+        "label" => &["views", "", "page views"],
+        "color" | "labelColor" => &["blue", "abc", "ff69b4", "lightgrey"],
+        "format" => &["plain", "comma", "short"],
+        "show" => &["total", "today", "both"],
+        _ => &["1", "7", "400"],
+    };
+    values[rng.random_range(0..values.len())]
+}
+
+fn encode_bytes(bytes: &[u8]) -> String {
+    url::form_urlencoded::byte_serialize(bytes).collect()
+}
+
+/// A target: one that works, random bytes or text, or a URL with a random host or path.
+fn random_target(rng: &mut Rng) -> String {
+    match rng.random_range(0..5) {
+        0 => "sweep.robust.example/page".to_owned(),
+        1 => random_value(rng),
+        2 => encode(&format!(
+            "https://{}/{}",
+            random_text(rng, 12),
+            random_text(rng, 12)
+        )),
+        3 => encode(&format!(
+            "{}.example:{}",
+            random_text(rng, 10),
+            rng.random::<u32>()
+        )),
+        _ => format!("sweep.robust.example/{}", random_value(rng)),
+    }
+}
+
+/// Bytes a header value may hold (reqwest refuses the other controls), at random.
+fn header_bytes(rng: &mut Rng, max: usize) -> Vec<u8> {
+    random_bytes(rng, max)
+        .into_iter()
+        .map(|b| {
+            if b < 0x20 && b != b'\t' || b == 0x7f {
+                b'x'
+            } else {
+                b
+            }
+        })
+        .collect()
+}
+
+/// A Cookie header: random bytes, or pairs named for a page with values shaped like ours.
+fn random_cookie(rng: &mut Rng, max: usize) -> Vec<u8> {
+    if rng.random_bool(0.5) {
+        return header_bytes(rng, max);
+    }
+    let name = AntiRefresh::name(if rng.random_bool(0.5) {
+        "sweep.robust.example/page"
+    } else {
+        KNOWN
+    });
+    let mut header = format!(
+        "a=b; {name}={}.{}.{}",
+        random_text(rng, 12).escape_default(),
+        rng.random::<u64>(),
+        encode_bytes(&random_bytes(rng, 16)),
+    )
+    .into_bytes();
+    header.extend(header_bytes(rng, 8));
+    header
+}
+
+/// One request of the sweep; `i` decides its kind, the rest is random.
+fn probe(i: usize) -> Probe {
+    let mut rng = rand::rng();
+    let rng = &mut rng;
+    let route = ROUTES[rng.random_range(0..ROUTES.len())];
+    let mut query: Vec<String> = Vec::new();
+    let mut headers: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    let mut long = false;
+    match i % 10 {
+        // The url parameter at random.
+        0 => query.push(format!("url={}", random_target(rng))),
+        // One parameter at random among valid ones, so the junk reaches the renderers.
+        1 => {
+            query.push("url=sweep.robust.example/page".into());
+            let junk = PARAMS[rng.random_range(0..PARAMS.len())];
+            for param in PARAMS {
+                if param == junk {
+                    query.push(format!("{param}={}", random_value(rng)));
+                } else if rng.random_bool(0.5) {
+                    query.push(format!("{param}={}", good_value(param, rng)));
+                }
+            }
+        }
+        // Everything at random.
+        2 => {
+            query.push(format!("url={}", random_target(rng)));
+            for param in PARAMS {
+                if rng.random_bool(0.4) {
+                    query.push(format!("{param}={}", random_value(rng)));
+                }
+            }
+        }
+        // No url: the Referer (or Referrer) decides, with any bytes a header may hold.
+        3 => {
+            let name = if rng.random_bool(0.8) {
+                "referer"
+            } else {
+                "referrer"
+            };
+            let mut value = header_bytes(rng, 60);
+            if rng.random_bool(0.5) {
+                value.splice(0..0, b"https://sweep.robust.example/".iter().copied());
+            }
+            headers.push((name, value));
+        }
+        // Cookies, and the headers the server echoes or reads (Origin, forwarding).
+        4 => {
+            query.push(format!("url={}", random_target(rng)));
+            headers.push(("cookie", random_cookie(rng, 80)));
+            headers.push(("origin", header_bytes(rng, 40)));
+            headers.push(("x-forwarded-proto", header_bytes(rng, 12)));
+            headers.push(("forwarded", header_bytes(rng, 40)));
+        }
+        // Repeated and unknown parameters, stray separators.
+        5 => {
+            for _ in 0..rng.random_range(1..20) {
+                let name = match rng.random_range(0..3) {
+                    0 => PARAMS[rng.random_range(0..PARAMS.len())].to_owned(),
+                    1 => "url".to_owned(),
+                    _ => encode_bytes(&random_bytes(rng, 6)),
+                };
+                query.push(format!("{name}={}", random_value(rng)));
+            }
+            query.push(
+                ["&&", "=", "==", "url", "url=&url=x.example"][rng.random_range(0..5)].into(),
+            );
+        }
+        // Over-long: the url, a label, a Referer, a Cookie, or a hundred headers.
+        6 => {
+            long = true;
+            let size = rng.random_range(2_000..100_000);
+            match rng.random_range(0..5) {
+                0 => query.push(format!("url=sweep.robust.example/{}", "a".repeat(size))),
+                1 => {
+                    query.push("url=sweep.robust.example/page".into());
+                    query.push(format!("label={}", "%C3%A9".repeat(size / 6)));
+                }
+                2 => headers.push(("referer", header_bytes(rng, size))),
+                3 => {
+                    query.push("url=sweep.robust.example/page".into());
+                    headers.push(("cookie", random_cookie(rng, size)));
+                }
+                _ => {
+                    query.push("url=sweep.robust.example/page".into());
+                    for _ in 0..rng.random_range(90..200) {
+                        headers.push(("x-junk", header_bytes(rng, 100)));
+                    }
+                }
+            }
+        }
+        // Raw bytes on a TCP connection.
+        _ => return Probe::Raw(raw_request(rng, route)),
+    }
+    let method = if rng.random_bool(0.9) {
+        reqwest::Method::GET
+    } else {
+        reqwest::Method::HEAD
+    };
+    Probe::Client {
+        method,
+        target: format!("{route}?{}", query.join("&")),
+        headers,
+        long,
+    }
+}
+
+/// A hand-made HTTP/1.1 request with raw bytes where a client library would refuse them: in
+/// the request target (invalid UTF-8, controls, spaces), in header values, an over-long line,
+/// or garbage.
+fn raw_request(rng: &mut Rng, route: &str) -> Vec<u8> {
+    let high = |rng: &mut Rng, max: usize| -> Vec<u8> {
+        (0..rng.random_range(0..=max))
+            .map(|_| match rng.random_range(0..3) {
+                0 => rng.random_range(0x80_u8..=0xff),
+                1 => rng.random_range(b'a'..=b'z'),
+                _ => b"/%.?=&:"[rng.random_range(0..7)],
+            })
+            .collect()
+    };
+    let mut target = route.as_bytes().to_vec();
+    let mut headers: Vec<u8> = b"Host: 127.0.0.1\r\nConnection: close\r\n".to_vec();
+    match rng.random_range(0..6) {
+        // Invalid UTF-8 in the query, raw.
+        0 => {
+            target.extend(b"?url=sweep.robust.example/");
+            target.extend(high(rng, 40));
+        }
+        // Any bytes at all in the query (spaces, CR, LF, NUL included).
+        1 => {
+            target.extend(b"?url=");
+            target.extend(random_bytes(rng, 40));
+        }
+        // Raw bytes in the Referer and Cookie, controls included (but not CR or LF).
+        2 => {
+            let mut value = |name: &[u8], rng: &mut Rng| {
+                headers.extend(name);
+                headers.extend(
+                    random_bytes(rng, 60)
+                        .into_iter()
+                        .filter(|b| !b"\r\n".contains(b)),
+                );
+                headers.extend(b"\r\n");
+            };
+            value(b"Referer: ", rng);
+            value(b"Cookie: ", rng);
+        }
+        // An over-long request line.
+        3 => {
+            target.extend(b"?url=sweep.robust.example/");
+            let size = rng.random_range(10_000..100_000);
+            target.extend(std::iter::repeat_n(b'a', size));
+        }
+        // Invalid UTF-8 in a badge parameter, raw.
+        4 => {
+            target.extend(b"?url=sweep.robust.example/page&");
+            target.extend(PARAMS[rng.random_range(0..PARAMS.len())].as_bytes());
+            target.push(b'=');
+            target.extend(high(rng, 30));
+        }
+        // Garbage for a request (not only blank lines: a server waits for a request after them).
+        _ => {
+            let mut garbage = vec![rng.random_range(b'!'..=0xff)];
+            garbage.extend(random_bytes(rng, 200));
+            garbage.extend(b"\r\n\r\n");
+            return garbage;
+        }
+    }
+    let mut request = b"GET ".to_vec();
+    request.extend(target);
+    request.extend(b" HTTP/1.1\r\n");
+    request.extend(headers);
+    request.extend(b"\r\n");
+    request
+}
+
+/// What came of a probe: a status, the connection closed without one, or nothing in time.
+enum Outcome {
+    Status(u16),
+    Closed(String),
+    Hung(String),
+}
+
+async fn send(http: &reqwest::Client, address: &str, probe: &Probe) -> Outcome {
+    let (method, target, headers) = match probe {
+        Probe::Raw(bytes) => return send_raw(address, bytes).await,
+        Probe::Client {
+            method,
+            target,
+            headers,
+            ..
+        } => (method, target, headers),
+    };
+    let mut request = http.request(method.clone(), format!("http://{address}{target}"));
+    for (name, value) in headers {
+        match reqwest::header::HeaderValue::from_bytes(value) {
+            Ok(value) => request = request.header(*name, value),
+            Err(err) => return Outcome::Closed(format!("not a header value: {err}")),
+        }
+    }
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            match response.bytes().await {
+                Ok(_) => Outcome::Status(status),
+                Err(err) => Outcome::Closed(format!("{status}, then {err}")),
+            }
+        }
+        Err(err) if err.is_timeout() => Outcome::Hung(format!("{err:?}")),
+        Err(err) => Outcome::Closed(format!("{err:?}")),
+    }
+}
+
+async fn send_raw(address: &str, bytes: &[u8]) -> Outcome {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        // The server may answer and close before reading it all: then the write fails, and the
+        // answer is still there to read.
+        let written = stream.write_all(bytes).await;
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer).await;
+        Ok::<_, std::io::Error>((answer, written, read))
+    };
+    match tokio::time::timeout(Duration::from_secs(5), exchange).await {
+        Err(_) => Outcome::Hung("no answer within 5 s".into()),
+        Ok(Err(err)) => Outcome::Closed(format!("connect: {err}")),
+        Ok(Ok((answer, written, read))) => {
+            let status = answer
+                .strip_prefix(b"HTTP/1.1 ")
+                .and_then(|rest| std::str::from_utf8(rest.get(..3)?).ok()?.parse().ok());
+            match status {
+                Some(status) => Outcome::Status(status),
+                None => Outcome::Closed(format!(
+                    "{:?} (write {written:?}, read {read:?})",
+                    String::from_utf8_lossy(&answer)
+                )),
+            }
+        }
+    }
+}
+
+/// What the sweep saw.
+#[derive(Default)]
+struct SweepTally {
+    statuses: std::collections::BTreeMap<u16, usize>,
+    /// Over-long requests whose connection closed without an answer.
+    closed_long: usize,
+    faults: Vec<String>,
+}
+
+impl SweepTally {
+    fn record(&mut self, probe: &Probe, outcome: Outcome) {
+        match outcome {
+            Outcome::Status(status) => {
+                *self.statuses.entry(status).or_default() += 1;
+                if status >= 500 {
+                    self.faults
+                        .push(format!("{status} for {}", probe.describe()));
+                }
+            }
+            // An over-long request may be answered (414, 431) and closed while reqwest is still
+            // writing it, so that reqwest sees only the close. Anything else gets an answer.
+            Outcome::Closed(_) if matches!(probe, Probe::Client { long: true, .. }) => {
+                self.closed_long += 1;
+            }
+            Outcome::Closed(why) => {
+                let what = probe.describe();
+                self.faults.push(format!("closed ({why}) on {what}"));
+            }
+            Outcome::Hung(why) => {
+                let what = probe.describe();
+                self.faults.push(format!("hung ({why}) on {what}"));
+            }
+        }
+    }
+}
+
+/// One sender of the sweep: takes the next probe number until all are sent.
+async fn sweeper(
+    http: reqwest::Client,
+    address: String,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+    tally: Arc<Mutex<SweepTally>>,
+) {
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= SWEEP_REQUESTS {
+            break;
+        }
+        let probe = probe(i);
+        let outcome = send(&http, &address, &probe).await;
+        match tally.lock() {
+            Ok(mut tally) => tally.record(&probe, outcome),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Ten thousand hostile requests against the real binary, sixteen at a time: random bytes in
+/// `url`, the Referer, the Cookie and every badge parameter; invalid percent-encodings and
+/// invalid UTF-8, percent-encoded and raw; over-long request lines and headers; garbage. None
+/// may get a 5xx, hang, or make the server panic, and afterwards it still counts right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_get_no_5xx_and_no_panic() -> TestResult {
+    let _heavy = HEAVY.lock().await;
+    let started = Instant::now();
+    let dir = tempfile::tempdir()?;
+    // --trust-proxy: the forwarding headers are read, so their junk is parsed too.
+    let mut server = Process::start(dir.path(), &["--trust-proxy"], "info")?;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let known = format!("{}/count?url={}", server.base, encode(KNOWN));
+    for _ in 0..3 {
+        assert_eq!(http.get(&known).send().await?.status(), 200);
+    }
+
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tally = Arc::new(Mutex::new(SweepTally::default()));
+    let senders: Vec<_> = (0..SWEEP_TASKS)
+        .map(|_| {
+            let next = Arc::clone(&next);
+            tokio::spawn(sweeper(
+                http.clone(),
+                address.clone(),
+                next,
+                Arc::clone(&tally),
+            ))
+        })
+        .collect();
+    tokio::time::timeout(SWEEP_LIMIT, async {
+        for sender in senders {
+            sender.await?;
+        }
+        Ok::<_, tokio::task::JoinError>(())
+    })
+    .await??;
+    let swept_in = started.elapsed();
+
+    let tally = std::mem::take(&mut *tally.lock().map_err(|_| "tally poisoned")?);
+    let log = server.log();
+    eprintln!(
+        "sweep of {SWEEP_REQUESTS} in {swept_in:?}: statuses {:?}; {} over-long closed without \
+         an answer",
+        tally.statuses, tally.closed_long
+    );
+    assert_no_panic(&log, "the sweep");
+    let faults = &tally.faults;
+    assert!(
+        faults.is_empty(),
+        "{} faults, first ones: {:#?}",
+        faults.len(),
+        &faults[..faults.len().min(10)]
+    );
+    assert!(server.is_running(), "the server died; log:\n{log}");
+    let answered: usize = tally.statuses.values().sum();
+    assert!(
+        answered + tally.closed_long == SWEEP_REQUESTS,
+        "{answered} answered"
+    );
+    for status in [200, 400] {
+        assert!(
+            tally
+                .statuses
+                .get(&status)
+                .is_some_and(|&n| n > answered / 10),
+            "the sweep should reach both the handlers and the checks: {:?}",
+            tally.statuses
+        );
+    }
+    let count = http
+        .get(format!("{}/nocount?url={}", server.base, encode(KNOWN)))
+        .send()
+        .await?;
+    assert_eq!(count.status(), 200);
+    assert_eq!(count.text().await?, "3", "the count from before the sweep");
+
+    server.terminate()?;
+    let status = server.wait(STOP_LIMIT).await?;
+    let log = server.log();
+    assert!(
+        status.success(),
+        "stopping after the sweep: {status}; log:\n{log}"
+    );
+    assert_no_panic(&log, "stopping after the sweep");
+    Ok(())
 }
