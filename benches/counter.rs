@@ -1,8 +1,9 @@
-//! The counting hot path: a hit on a cached key, a hit on a key never seen, and a read.
+//! The counting hot path: a hit on a cached key, a hit on a key never seen, and a read; and the
+//! flusher's work: writing and fsyncing many dirty keys at once.
 
 use std::hint::black_box;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
 
 use hitcounter::clock::SystemClock;
@@ -57,5 +58,36 @@ fn counting(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, counting);
+/// One flush of `n` (1k, 10k) dirty keys: their totals and day counts written in one sled
+/// transaction, then fsynced. The hits that make them dirty are set up outside the timing.
+fn flushing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("counter::flush");
+    // A flush is milliseconds, not nanoseconds: fewer samples keep the run short.
+    group.sample_size(10);
+    for n in [1_000_usize, 10_000] {
+        let (_dir, counter) = new_counter();
+        let keys: Vec<String> = (0..n).map(|i| format!("example.com/page/{i}")).collect();
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::new("dirty-keys", n), &keys, |b, keys| {
+            b.iter_batched(
+                || {
+                    for key in keys {
+                        if let Err(err) = counter.hit(key) {
+                            panic!("hit failed: {err}");
+                        }
+                    }
+                },
+                |()| match counter.flush() {
+                    // At least: a day that ends mid-run adds its retired counts.
+                    Ok(report) => assert!(report.written >= n, "{report:?}"),
+                    Err(err) => panic!("flush failed: {err}"),
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, counting, flushing);
 criterion_main!(benches);
