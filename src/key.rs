@@ -51,12 +51,19 @@ pub fn normalise(target: &str, max_len: usize) -> Result<String, KeyError> {
     }
     // Every target is parsed as http: the scheme is not part of the key, and WHATWG parsing of a
     // special scheme gives us IDNA, case folding, dot-segment removal and percent-encoding.
-    let url = Url::parse(&format!("http://{rest}")).map_err(KeyError::Invalid)?;
+    let mut url = Url::parse(&format!("http://{rest}")).map_err(KeyError::Invalid)?;
     let host = url.host_str().ok_or(KeyError::NoHost)?;
-    let host = host.strip_suffix('.').unwrap_or(host);
-    if host.is_empty() {
-        return Err(KeyError::NoHost);
+    // Trailing dots name the same host. Drop them all (with one dropped, `a..` would give the key
+    // `a.`, which is `a` again), and parse what is left as a host again: `0..` is a domain, but
+    // `0` is the IPv4 address `0.0.0.0`, as a key given back would be read.
+    if host.ends_with('.') {
+        let trimmed = host.trim_end_matches('.').to_owned();
+        if trimmed.is_empty() {
+            return Err(KeyError::NoHost);
+        }
+        url.set_host(Some(&trimmed)).map_err(KeyError::Invalid)?;
     }
+    let host = url.host_str().ok_or(KeyError::NoHost)?;
     let path = url.path().trim_end_matches('/');
     let mut key = String::with_capacity(host.len() + path.len() + 6);
     key.push_str(host);
@@ -159,6 +166,9 @@ mod tests {
             ("HTTPS://example.com/a//", "example.com/a"),
             ("//example.com/a", "example.com/a"),
             ("example.com./a", "example.com/a"),
+            ("example.com../a", "example.com/a"),
+            ("0../a", "0.0.0.0/a"),
+            ("127.1.:8080", "127.0.0.1:8080"),
             ("http://[::1]:8080/x", "[::1]:8080/x"),
             ("example.com/a/../b", "example.com/b"),
             ("example.com/?next=https://evil.test/", "example.com"),
@@ -185,6 +195,10 @@ mod tests {
             "http://[::1]:8080/x/",
             "example.com//a//",
             "localhost:8080/x",
+            "example.com../a",
+            "a。。/b",
+            "0.。#",
+            "0x10../x",
         ] {
             let once = key(target);
             assert_eq!(key(&once), once, "re-normalising {once:?}");
@@ -199,6 +213,8 @@ mod tests {
             ("/just/a/path", KeyError::NoHost),
             ("https://", KeyError::NoHost),
             ("http:///x", KeyError::NoHost),
+            ("..", KeyError::NoHost),
+            ("。。?", KeyError::NoHost),
             ("exa\tmple.com", KeyError::ControlCharacters),
             ("example.com/\n", KeyError::ControlCharacters),
             ("ftp://example.com/x", KeyError::Scheme),
