@@ -31,6 +31,10 @@ for setting in ROUNDS DURATION CONNECTIONS WARMUP OURS_PORT CEILING_PORT SERVER_
         exit 2
     fi
 done
+if ! command -v wrk >/dev/null && [ "$(id -u)" -eq 0 ]; then
+    echo "== installing Debian's wrk"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
 for tool in wrk curl taskset; do
     command -v "$tool" >/dev/null || {
         echo "load.sh: $tool is missing (apt-get install -y wrk curl util-linux)" >&2

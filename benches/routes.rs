@@ -49,11 +49,16 @@ fn app(dir: &Path) -> Arc<App> {
         domains: settings.ranking.domains,
         urls: settings.ranking.urls,
     }));
+    // As server::run builds it, with the defaults: no dedupe map, rate limit or metrics.
     Arc::new(App {
         counter,
         cookies,
         clock,
+        keys: hitcounter::key::Memo::new(4096),
         top,
+        dedupe: None,
+        rate_limit: None,
+        metrics: None,
         settings,
     })
 }

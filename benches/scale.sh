@@ -27,6 +27,10 @@ for setting in KEYS CONNECTIONS FLOOD_MAX_SECS STARTS PORT SERVER_CPU WRK_CPU; d
         exit 2
     fi
 done
+if ! command -v wrk >/dev/null && [ "$(id -u)" -eq 0 ]; then
+    echo "== installing Debian's wrk"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
 for tool in wrk curl taskset; do
     command -v "$tool" >/dev/null || {
         echo "scale.sh: $tool is missing (apt-get install -y wrk curl util-linux)" >&2
