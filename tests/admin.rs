@@ -685,3 +685,31 @@ async fn a_flood_of_distinct_urls_and_clients_stays_within_every_capacity() -> T
     assert_eq!(stored, 2000);
     Ok(())
 }
+
+#[test]
+fn guards_without_trust_proxy_warn_at_start_up() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let quiet = Process::start(
+        &dir.path().join("a"),
+        &["--rate-limit", "5", "--trust-proxy"],
+    )?;
+    let warned = Process::start(&dir.path().join("b"), &["--rate-limit", "5"])?;
+    let visitor = Process::start(&dir.path().join("c"), &["--dedupe", "visitor"])?;
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !quiet.log().contains("without --trust-proxy"),
+        "{}",
+        quiet.log()
+    );
+    assert!(
+        warned.log().contains("WARN") && warned.log().contains("without --trust-proxy"),
+        "{}",
+        warned.log()
+    );
+    assert!(
+        visitor.log().contains("without --trust-proxy"),
+        "{}",
+        visitor.log()
+    );
+    Ok(())
+}
