@@ -99,25 +99,7 @@ impl Store {
         let probe = dir.join(".hitcounter-write-test");
         std::fs::write(&probe, b"").map_err(unusable)?;
         std::fs::remove_file(&probe).map_err(unusable)?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(SLED_CACHE_BYTES)
-            // Counts are small and rewritten in place: favour space over write throughput.
-            .mode(sled::Mode::LowSpace)
-            // The counter's flusher decides when to flush; sled's own timer would be a second one.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| match source {
-                sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
-                    OpenError::Locked {
-                        dir: dir.to_path_buf(),
-                    }
-                }
-                source => OpenError::Sled {
-                    dir: dir.to_path_buf(),
-                    source,
-                },
-            })?;
+        let db = open_db(dir)?;
         let tree = |name| {
             db.open_tree(name).map_err(|source| OpenError::Sled {
                 dir: dir.to_path_buf(),
@@ -227,6 +209,42 @@ impl Store {
                 key: COOKIE_SECRET_KEY.to_owned(),
                 len: stored.map_or(0, |s| s.len()),
             }),
+        }
+    }
+}
+
+/// How long `open` waits for a lock that a store just closed in this process may still hold:
+/// sled's I/O threads let go of a closed database a moment after it is dropped.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// Opens sled in `dir`, waiting up to [`LOCK_WAIT`] for its lock.
+fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .cache_capacity(SLED_CACHE_BYTES)
+            // Counts are small and rewritten in place: favour space over write throughput.
+            .mode(sled::Mode::LowSpace)
+            // The counter's flusher decides when to flush; sled's own timer would be a second one.
+            .flush_every_ms(None)
+            .open();
+        match opened {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(ref io)) if io.to_string().contains("could not acquire lock") => {
+                if started.elapsed() >= LOCK_WAIT {
+                    return Err(OpenError::Locked {
+                        dir: dir.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(source) => {
+                return Err(OpenError::Sled {
+                    dir: dir.to_path_buf(),
+                    source,
+                });
+            }
         }
     }
 }

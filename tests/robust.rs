@@ -4,123 +4,19 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{BoxError, TestResult, encode};
+use common::{BoxError, Process, TestResult, encode};
 use hitcounter::cookie::AntiRefresh;
 use hitcounter::key::normalise;
 use proptest::prelude::*;
 use rand::RngExt;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hitcounter");
-
 /// The process tests share two cores, and their timing is part of what they check (a flush
 /// interval, a stop within systemd's limit): they run one at a time.
 static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A running `hitcounter` binary on 127.0.0.1:0, its address read from its start-up log line
-/// (as in tests/process.rs), its stderr kept.
-struct Process {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Process {
-    fn start(data_dir: &Path, extra: &[&str], log_filter: &str) -> Result<Self, BoxError> {
-        let mut child = Command::new(BIN)
-            .args(["--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .env("RUST_LOG", log_filter)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stderr = child.stderr.take().ok_or("no stderr")?;
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&log);
-        // Drain stderr for the process's whole life so it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let address = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = tx.send(address.to_owned());
-                }
-                if let Ok(mut log) = sink.lock() {
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(address) => Ok(Self {
-                child,
-                base: format!("http://{address}"),
-                log,
-            }),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = log.lock().map(|l| l.clone()).unwrap_or_default();
-                Err(format!("no listening line; log: {log}").into())
-            }
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// SIGKILL, sent with kill(2) itself (std's `Child::kill`). Returns the instant just before
-    /// it: the process cannot have died earlier.
-    fn kill_9(&mut self) -> Result<Instant, BoxError> {
-        let before = Instant::now();
-        self.child.kill()?;
-        Ok(before)
-    }
-
-    /// SIGTERM, as systemd sends on stop.
-    fn terminate(&self) -> TestResult {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        assert!(status.success(), "kill -TERM failed");
-        Ok(())
-    }
-
-    fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Waits for the process to end (asynchronously: the clients keep running meanwhile).
-    async fn wait(&mut self, limit: Duration) -> Result<ExitStatus, BoxError> {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            if started.elapsed() > limit {
-                let _ = self.child.kill();
-                return Err(format!("still running after {limit:?}; log: {}", self.log()).into());
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The last `n` lines of a log.
 fn tail(log: &str, n: usize) -> String {
@@ -365,7 +261,7 @@ async fn kill_9_under_load_loses_at_most_the_last_flush_interval() -> TestResult
     let args = server_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let forgiven = FLUSH_INTERVAL + SCHEDULING_MARGIN;
-    let mut server = Process::start(dir.path(), &args, LOAD_LOG)?;
+    let mut server = Process::start_logging(dir.path(), &args, LOAD_LOG)?;
     let mut before = [0; KEYS.len()];
     for round in 1..=ROUNDS {
         let load = Load::start(&server.base)?;
@@ -374,13 +270,13 @@ async fn kill_9_under_load_loses_at_most_the_last_flush_interval() -> TestResult
         load.signal_coming();
         let killed_at = server.kill_9()?;
         let tally = load.finish().await?;
-        let status = server.wait(Duration::from_secs(5)).await?;
+        let status = server.wait_async(Duration::from_secs(5)).await?;
         assert!(!status.success(), "round {round}: {status}");
         let log = server.log();
         assert_no_panic(&log, "before the kill");
 
         // The store always reopens after a crash.
-        server = Process::start(dir.path(), &args, LOAD_LOG)?;
+        server = Process::start_logging(dir.path(), &args, LOAD_LOG)?;
         let after = counts(&server.base).await?;
         let what = format!("round {round} (kill -9 after {delay} ms)");
         check_answers(&what, &tally, &before);
@@ -438,7 +334,7 @@ async fn sigterm_under_load_keeps_every_acknowledged_hit() -> TestResult {
     let dir = tempfile::tempdir()?;
     let args = server_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut server = Process::start(dir.path(), &args, LOAD_LOG)?;
+    let mut server = Process::start_logging(dir.path(), &args, LOAD_LOG)?;
     let mut before = [0; KEYS.len()];
     for round in 1..=ROUNDS {
         let load = Load::start(&server.base)?;
@@ -447,7 +343,7 @@ async fn sigterm_under_load_keeps_every_acknowledged_hit() -> TestResult {
         load.signal_coming();
         let signalled_at = Instant::now();
         server.terminate()?;
-        let status = server.wait(STOP_LIMIT).await?;
+        let status = server.wait_async(STOP_LIMIT).await?;
         let stop_took = signalled_at.elapsed();
         let tally = load.finish().await?;
         let log = server.log();
@@ -463,7 +359,7 @@ async fn sigterm_under_load_keeps_every_acknowledged_hit() -> TestResult {
         assert!(log.contains("final flush done"), "{what}: {log}");
         assert_no_panic(&log, &what);
 
-        server = Process::start(dir.path(), &args, LOAD_LOG)?;
+        server = Process::start_logging(dir.path(), &args, LOAD_LOG)?;
         let after = counts(&server.base).await?;
         check_answers(&what, &tally, &before);
         for (key, name) in KEYS.iter().enumerate() {
@@ -1111,7 +1007,7 @@ async fn hostile_requests_get_no_5xx_and_no_panic() -> TestResult {
     let started = Instant::now();
     let dir = tempfile::tempdir()?;
     // --trust-proxy: the forwarding headers are read, so their junk is parsed too.
-    let mut server = Process::start(dir.path(), &["--trust-proxy"], "info")?;
+    let mut server = Process::start_logging(dir.path(), &["--trust-proxy"], "info")?;
     let address = server.base.trim_start_matches("http://").to_owned();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -1182,7 +1078,7 @@ async fn hostile_requests_get_no_5xx_and_no_panic() -> TestResult {
     assert_eq!(count.text().await?, "3", "the count from before the sweep");
 
     server.terminate()?;
-    let status = server.wait(STOP_LIMIT).await?;
+    let status = server.wait_async(STOP_LIMIT).await?;
     let log = server.log();
     assert!(
         status.success(),

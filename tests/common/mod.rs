@@ -135,15 +135,21 @@ pub struct Process {
 }
 
 impl Process {
-    pub fn start(
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Result<Self, BoxError> {
+        Self::start_logging(data_dir, extra, "info")
+    }
+
+    /// [`Process::start`] with `RUST_LOG` set to `log_filter`.
+    pub fn start_logging(
         data_dir: &Path,
         extra: &[&str],
-    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        log_filter: &str,
+    ) -> Result<Self, BoxError> {
         let mut child = Command::new(BIN)
             .args(["--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -213,6 +219,41 @@ impl Process {
                 return Err(format!("still running after {limit:?}; log: {}", self.log()).into());
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Process {
+    /// SIGKILL, sent with kill(2) itself (std's `Child::kill`). Returns the instant just before
+    /// it: the process cannot have died earlier.
+    pub fn kill_9(&mut self) -> Result<Instant, BoxError> {
+        let before = Instant::now();
+        self.child.kill()?;
+        Ok(before)
+    }
+
+    /// SIGTERM, as systemd sends on stop.
+    pub fn terminate(&self) -> TestResult {
+        self.signal("-TERM")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the process to end without blocking the runtime (clients keep running).
+    pub async fn wait_async(&mut self, limit: Duration) -> Result<ExitStatus, BoxError> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                return Err(format!("still running after {limit:?}; log: {}", self.log()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 }
