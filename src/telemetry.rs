@@ -32,24 +32,42 @@ pub fn install(idle: Duration) -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// Whether a recorder is installed: without one, every function below returns at once rather
+/// than building metric keys for the no-op recorder on every request.
+fn on() -> bool {
+    matches!(HANDLE.get(), Some(Some(_)))
+}
+
 /// One answered request.
 pub fn request(route: &'static str, status: u16) {
+    if !on() {
+        return;
+    }
     counter!("hitcounter_requests_total", "route" => route, "status" => status_label(status))
         .increment(1);
 }
 
 /// A hit that counted.
 pub fn hit_counted() {
+    if !on() {
+        return;
+    }
     counter!("hitcounter_hits_counted_total").increment(1);
 }
 
 /// A hit that did not count, and why: `cookie`, `dedupe` or `rate_limit`.
 pub fn hit_suppressed(reason: &'static str) {
+    if !on() {
+        return;
+    }
     counter!("hitcounter_hits_suppressed_total", "reason" => reason).increment(1);
 }
 
 /// After a flush: how long it took, how many keys it wrote, the cache's size and evictions.
 pub fn flushed(took: Duration, written: usize, evicted: usize, cache_entries: usize) {
+    if !on() {
+        return;
+    }
     histogram!("hitcounter_flush_duration_seconds").record(took.as_secs_f64());
     histogram!("hitcounter_flush_keys").record(written as f64);
     counter!("hitcounter_cache_evictions_total").increment(evicted as u64);
@@ -58,17 +76,26 @@ pub fn flushed(took: Duration, written: usize, evicted: usize, cache_entries: us
 
 /// Entries in a bounded guard map (`dedupe` or `rate_limit`).
 pub fn guard_size(map: &'static str, entries: usize) {
+    if !on() {
+        return;
+    }
     gauge!("hitcounter_guard_entries", "map" => map).set(entries as f64);
 }
 
 /// The store's size, measured in the background.
 pub fn store_size(keys: u64, bytes: u64) {
+    if !on() {
+        return;
+    }
     gauge!("hitcounter_store_keys").set(keys as f64);
     gauge!("hitcounter_store_bytes").set(bytes as f64);
 }
 
 /// Views of the top URLs (`--metrics-top-urls`), one bounded gauge per URL.
 pub fn url_views(rows: &[(String, u64)]) {
+    if !on() {
+        return;
+    }
     for (url, count) in rows {
         gauge!("hitcounter_url_views", "url" => url.clone()).set(*count as f64);
     }
