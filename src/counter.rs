@@ -94,9 +94,14 @@ impl Counter {
         Ok(history)
     }
 
+    /// The stored counts of `key`. A key without a total has no day buckets either (every
+    /// writer writes the total too), so a new key costs one store read, not two.
     fn stored(&self, key: &str, day: u32) -> Result<Counts, StoreError> {
+        let Some(total) = self.store.get(key)? else {
+            return Ok(Counts::default());
+        };
         Ok(Counts {
-            total: self.store.get(key)?.unwrap_or(0),
+            total,
             today: self.store.get_day(key, day)?.unwrap_or(0),
         })
     }
