@@ -25,22 +25,9 @@ OURS_PORT=${OURS_PORT:-18080}
 CEILING_PORT=${CEILING_PORT:-18081}
 SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
-for setting in ROUNDS DURATION CONNECTIONS WARMUP OURS_PORT CEILING_PORT SERVER_CPU WRK_CPU; do
-    if ! [[ ${!setting} =~ ^[0-9]+$ ]] || { [[ $setting != *CPU ]] && ((${!setting} == 0)); }; then
-        echo "load.sh: $setting must be a positive integer, not '${!setting}'" >&2
-        exit 2
-    fi
-done
-if ! command -v wrk >/dev/null && [ "$(id -u)" -eq 0 ]; then
-    echo "== installing Debian's wrk"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-fi
-for tool in wrk curl taskset; do
-    command -v "$tool" >/dev/null || {
-        echo "load.sh: $tool is missing (apt-get install -y wrk curl util-linux)" >&2
-        exit 2
-    }
-done
+# shellcheck source=benches/load/preflight.sh
+source benches/load/preflight.sh
+preflight load.sh ROUNDS DURATION CONNECTIONS WARMUP OURS_PORT CEILING_PORT SERVER_CPU WRK_CPU
 
 LUA=benches/load
 OURS_BIN=target/release/hitcounter

@@ -21,22 +21,9 @@ STARTS=${STARTS:-10}
 PORT=${PORT:-18090}
 SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
-for setting in KEYS CONNECTIONS FLOOD_MAX_SECS STARTS PORT SERVER_CPU WRK_CPU; do
-    if ! [[ ${!setting} =~ ^[0-9]+$ ]] || { [[ $setting != *CPU ]] && ((${!setting} == 0)); }; then
-        echo "scale.sh: $setting must be a positive integer, not '${!setting}'" >&2
-        exit 2
-    fi
-done
-if ! command -v wrk >/dev/null && [ "$(id -u)" -eq 0 ]; then
-    echo "== installing Debian's wrk"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-fi
-for tool in wrk curl taskset; do
-    command -v "$tool" >/dev/null || {
-        echo "scale.sh: $tool is missing (apt-get install -y wrk curl util-linux)" >&2
-        exit 2
-    }
-done
+# shellcheck source=benches/load/preflight.sh
+source benches/load/preflight.sh
+preflight scale.sh KEYS CONNECTIONS FLOOD_MAX_SECS STARTS PORT SERVER_CPU WRK_CPU
 
 OURS_BIN=target/release/hitcounter
 SUM_BIN=target/release/examples/sum_counts

@@ -2,7 +2,7 @@
 //! in and out of a data directory that no server holds.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Seek, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -123,39 +123,31 @@ pub fn run_command(command: Command) -> Result<(), CliError> {
             eprintln!("exported {count} keys from {} to {to}", data_dir.display());
         }
         Command::Import { file, into } => {
-            let ImportOptions {
-                mode,
-                force,
-                data_dir,
-            } = into;
-            let store = Store::open(&data_dir)?;
-            let mut input = open(&file)?;
-            let fingerprint = transfer::fingerprint(&mut input).map_err(TransferError::from)?;
-            transfer::check_not_imported(&store, &fingerprint, mode, force)?;
-            input.rewind().map_err(TransferError::from)?;
+            let (store, fingerprint) = prepare_import(&into, &file)?;
+            let input = open(&file)?;
             let size = input.metadata().map_or(0, |m| m.len());
             let bar = progress(size, "bytes");
-            let summary = transfer::import(&store, BufReader::new(input), mode, |bytes| {
+            let summary = transfer::import(&store, BufReader::new(input), into.mode, |bytes| {
                 bar.inc(bytes as u64)
             })?;
             bar.finish_and_clear();
             finish_import(&store, &fingerprint, &summary, &file)?;
         }
         Command::ImportSeed { database, into } => {
-            let ImportOptions {
-                mode,
-                force,
-                data_dir,
-            } = into;
-            let store = Store::open(&data_dir)?;
-            let fingerprint =
-                transfer::fingerprint(&mut open(&database)?).map_err(TransferError::from)?;
-            transfer::check_not_imported(&store, &fingerprint, mode, force)?;
-            let summary = transfer::import_seed(&store, &database, mode)?;
+            let (store, fingerprint) = prepare_import(&into, &database)?;
+            let summary = transfer::import_seed(&store, &database, into.mode)?;
             finish_import(&store, &fingerprint, &summary, &database)?;
         }
     }
     Ok(())
+}
+
+/// Opens the data dir and fingerprints the input, refusing an add-mode re-import of it.
+fn prepare_import(into: &ImportOptions, input: &PathBuf) -> Result<(Store, String), CliError> {
+    let store = Store::open(&into.data_dir)?;
+    let fingerprint = transfer::fingerprint(&mut open(input)?).map_err(TransferError::from)?;
+    transfer::check_not_imported(&store, &fingerprint, into.mode, into.force)?;
+    Ok((store, fingerprint))
 }
 
 fn open(path: &PathBuf) -> Result<File, CliError> {

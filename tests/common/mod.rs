@@ -211,12 +211,8 @@ impl Process {
     ) -> Result<ExitStatus, Box<dyn std::error::Error + Send + Sync>> {
         let started = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.exited(started, limit)? {
                 return Ok(status);
-            }
-            if started.elapsed() > limit {
-                let _ = self.child.kill();
-                return Err(format!("still running after {limit:?}; log: {}", self.log()).into());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -224,6 +220,23 @@ impl Process {
 }
 
 impl Process {
+    /// The exit status if the process has ended; an error (and a kill) once `limit` has passed
+    /// since `started`.
+    fn exited(
+        &mut self,
+        started: Instant,
+        limit: Duration,
+    ) -> Result<Option<ExitStatus>, BoxError> {
+        if let Some(status) = self.child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if started.elapsed() > limit {
+            let _ = self.child.kill();
+            return Err(format!("still running after {limit:?}; log: {}", self.log()).into());
+        }
+        Ok(None)
+    }
+
     /// SIGKILL, sent with kill(2) itself (std's `Child::kill`). Returns the instant just before
     /// it: the process cannot have died earlier.
     pub fn kill_9(&mut self) -> Result<Instant, BoxError> {
@@ -246,12 +259,8 @@ impl Process {
     pub async fn wait_async(&mut self, limit: Duration) -> Result<ExitStatus, BoxError> {
         let started = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.exited(started, limit)? {
                 return Ok(status);
-            }
-            if started.elapsed() > limit {
-                let _ = self.child.kill();
-                return Err(format!("still running after {limit:?}; log: {}", self.log()).into());
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
