@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 
+use crate::store::Stored;
+
 /// Bits of a packed day count that hold the count; the day sits above them.
 const COUNT_BITS: u32 = 40;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
@@ -40,6 +42,8 @@ pub struct Dirty {
     pub day: u32,
     /// Its count on that day now.
     pub day_count: u64,
+    /// Whether `day` has ended for this key (a later day has hits): its count is final.
+    pub retired: bool,
 }
 
 /// One cached key.
@@ -63,12 +67,15 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(total: u64, day: u32, day_count: u64) -> Self {
+    /// An entry for what the store holds: its latest day, however old, so that the first hit
+    /// of a later day retires that day's count (the store keeps only one day beside the total).
+    fn new(stored: Stored) -> Self {
+        let day = pack(stored.day, stored.day_count);
         Self {
-            total: AtomicU64::new(total),
-            durable: AtomicU64::new(total),
-            day: AtomicU64::new(pack(day, day_count)),
-            day_durable: AtomicU64::new(pack(day, day_count)),
+            total: AtomicU64::new(stored.total),
+            durable: AtomicU64::new(stored.total),
+            day: AtomicU64::new(day),
+            day_durable: AtomicU64::new(day),
             touched: AtomicBool::new(true),
         }
     }
@@ -144,7 +151,7 @@ impl Cache {
 
     /// Counts one hit for `key` on `day` and returns its new counts.
     ///
-    /// A missing key is loaded with `load` (its durable total and count on `day`) under the key's
+    /// A missing key is loaded with `load` (what the store holds for it) under the key's
     /// shard lock, so two first hits cannot both load. When the cache is full, the hit is handed
     /// to `write_through` instead, also under that lock, so no concurrent load can see the store
     /// half-way.
@@ -152,7 +159,7 @@ impl Cache {
         &self,
         key: &str,
         day: u32,
-        load: impl FnOnce() -> Result<Counts, E>,
+        load: impl FnOnce() -> Result<Stored, E>,
         write_through: impl FnOnce() -> Result<Counts, E>,
     ) -> Result<Counts, E> {
         let (counts, retired) = if let Some(entry) = self.map.get(key) {
@@ -164,8 +171,7 @@ impl Cache {
                     if self.is_full() {
                         return write_through();
                     }
-                    let loaded = load()?;
-                    let entry = vacant.insert(Entry::new(loaded.total, day, loaded.today));
+                    let entry = vacant.insert(Entry::new(load()?));
                     self.len.fetch_add(1, Ordering::Relaxed);
                     entry.hit(day)
                 }
@@ -177,6 +183,7 @@ impl Cache {
                 total: counts.total,
                 day,
                 day_count,
+                retired: true,
             });
         }
         Ok(counts)
@@ -190,7 +197,7 @@ impl Cache {
         &self,
         key: &str,
         day: u32,
-        load: impl FnOnce() -> Result<Counts, E>,
+        load: impl FnOnce() -> Result<Option<Stored>, E>,
     ) -> Result<Counts, E> {
         if let Some(entry) = self.map.get(key) {
             return Ok(entry.counts(day));
@@ -198,12 +205,17 @@ impl Cache {
         match self.map.entry(key.into()) {
             MapEntry::Occupied(entry) => Ok(entry.get().counts(day)),
             MapEntry::Vacant(vacant) => {
-                let loaded = load()?;
-                if loaded.total > 0 && !self.is_full() {
-                    vacant.insert(Entry::new(loaded.total, day, loaded.today));
+                let Some(stored) = load()? else {
+                    return Ok(Counts::default());
+                };
+                if !self.is_full() {
+                    vacant.insert(Entry::new(stored));
                     self.len.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(loaded)
+                Ok(Counts {
+                    total: stored.total,
+                    today: stored.count_on(day),
+                })
             }
         }
     }
@@ -214,9 +226,8 @@ impl Cache {
     pub fn set<E>(
         &self,
         key: &str,
-        day: u32,
         total: u64,
-        load: impl FnOnce() -> Result<Counts, E>,
+        load: impl FnOnce() -> Result<Stored, E>,
         write_through: impl FnOnce() -> Result<(), E>,
     ) -> Result<(), E> {
         match self.map.entry(key.into()) {
@@ -225,8 +236,7 @@ impl Cache {
                 if self.is_full() {
                     return write_through();
                 }
-                let loaded = load()?;
-                let entry = vacant.insert(Entry::new(loaded.total, day, loaded.today));
+                let entry = vacant.insert(Entry::new(load()?));
                 entry.total.store(total, Ordering::Release);
                 self.len.fetch_add(1, Ordering::Relaxed);
             }
@@ -284,6 +294,7 @@ impl Cache {
                         total: entry.total.load(Ordering::Acquire),
                         day,
                         day_count,
+                        retired: false,
                     }
                 }),
         );
@@ -350,9 +361,10 @@ mod tests {
 
     fn hit_on(cache: &Cache, key: &str, day: u32, stored: u64) -> Counts {
         let load = || {
-            Ok(Counts {
+            Ok(Stored {
                 total: stored,
-                today: 0,
+                day,
+                day_count: 0,
             })
         };
         let result: Result<Counts, NoError> =
@@ -409,6 +421,38 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_older_day_is_retired_by_the_first_hit_of_a_later_day() {
+        let cache = Cache::new(10);
+        let stored = Stored {
+            total: 10,
+            day: 3,
+            day_count: 4,
+        };
+        let peeked: Result<Counts, NoError> = cache.peek("a", 5, || Ok(Some(stored)));
+        assert_eq!(
+            peeked.ok(),
+            Some(Counts {
+                total: 10,
+                today: 0
+            })
+        );
+        assert!(cache.dirty().is_empty(), "loading writes nothing");
+        assert_eq!(
+            hit_on(&cache, "a", 5, 999),
+            Counts {
+                total: 11,
+                today: 1
+            }
+        );
+        let dirty: Vec<(u32, u64, bool)> = cache
+            .dirty()
+            .iter()
+            .map(|d| (d.day, d.day_count, d.retired))
+            .collect();
+        assert_eq!(dirty, vec![(3, 4, true), (5, 1, false)]);
+    }
+
+    #[test]
     fn sweeps_evict_only_clean_idle_entries() {
         let cache = Cache::new(10);
         hit(&cache, "clean", 0);
@@ -431,7 +475,7 @@ mod tests {
         let through: Result<Counts, NoError> = cache.hit(
             "b",
             1,
-            || Ok(Counts::default()),
+            || Ok(Stored::default()),
             || {
                 Ok(Counts {
                     total: 41,

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::cache::{Cache, Counts};
+use crate::cache::{Cache, Counts, Dirty};
 use crate::clock::Clock;
-use crate::store::{DayCount, Store, StoreError};
+use crate::store::{DayCount, Store, StoreError, Stored};
 use crate::telemetry;
 
 /// The count of every key: hot keys in the front cache, the rest in the store.
@@ -56,7 +56,7 @@ impl Counter {
         let counts = self.cache.hit(
             key,
             day,
-            || self.stored(key, day),
+            || self.store.load(key, day).map(Option::unwrap_or_default),
             || {
                 let (total, today) = self.store.increment(key, day, 1)?;
                 // Raised after the write, so the flush that clears it covers the write.
@@ -73,7 +73,7 @@ impl Counter {
     /// The current counts of `key` without counting; an unknown key is 0 and creates nothing.
     pub fn peek(&self, key: &str) -> Result<Counts, StoreError> {
         let day = self.clock.today();
-        self.cache.peek(key, day, || self.stored(key, day))
+        self.cache.peek(key, day, || self.store.load(key, day))
     }
 
     /// Daily counts of `key` for the `days` days ending today, oldest first, zero days included.
@@ -94,18 +94,6 @@ impl Counter {
         Ok(history)
     }
 
-    /// The stored counts of `key`. A key without a total has no day buckets either (every
-    /// writer writes the total too), so a new key costs one store read, not two.
-    fn stored(&self, key: &str, day: u32) -> Result<Counts, StoreError> {
-        let Some(total) = self.store.get(key)? else {
-            return Ok(Counts::default());
-        };
-        Ok(Counts {
-            total,
-            today: self.store.get_day(key, day)?.unwrap_or(0),
-        })
-    }
-
     /// Sets the total of `key` (migration, fixing a count) through the front cache; durable on
     /// return. Blocking.
     pub fn set(&self, key: &str, total: u64) -> Result<(), StoreError> {
@@ -113,11 +101,10 @@ impl Counter {
         let day = self.clock.today();
         self.cache.set(
             key,
-            day,
             total,
-            || self.stored(key, day),
+            || self.store.load(key, day).map(Option::unwrap_or_default),
             || {
-                self.store.put(&[(key, total)], &[])?;
+                self.store.set_total(key, total, day)?;
                 self.store_dirty.store(true, Ordering::Release);
                 Ok(())
             },
@@ -156,9 +143,21 @@ impl Counter {
         let dirty = self.cache.dirty();
         let wrote_through = self.store_dirty.swap(false, Ordering::AcqRel);
         if !dirty.is_empty() || wrote_through {
-            let totals: Vec<(&str, u64)> = dirty.iter().map(|d| (&*d.key, d.total)).collect();
-            let days: Vec<DayCount<'_>> = dirty
-                .iter()
+            let (retired, latest): (Vec<&Dirty>, Vec<&Dirty>) =
+                dirty.iter().partition(|d| d.retired);
+            let latest: Vec<(&str, Stored)> = latest
+                .into_iter()
+                .map(|d| {
+                    let stored = Stored {
+                        total: d.total,
+                        day: d.day,
+                        day_count: d.day_count,
+                    };
+                    (&*d.key, stored)
+                })
+                .collect();
+            let retired: Vec<DayCount<'_>> = retired
+                .into_iter()
                 .map(|d| DayCount {
                     key: &d.key,
                     day: d.day,
@@ -167,7 +166,7 @@ impl Counter {
                 .collect();
             let written = self
                 .store
-                .put(&totals, &days)
+                .put(&latest, &retired)
                 .and_then(|()| self.store.flush());
             if let Err(err) = written {
                 self.store_dirty.fetch_or(wrote_through, Ordering::AcqRel);

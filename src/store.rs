@@ -1,6 +1,8 @@
-//! Durable counts in sled: open, read, write and flush. The on-disk encodings (a count is eight
-//! big-endian bytes; a day bucket's key is the page key, a NUL, and the day as four big-endian
-//! bytes) live here and nowhere else. Synchronous; knows nothing of HTTP.
+//! Durable counts in sled: open, read, write and flush. The on-disk encodings live here and
+//! nowhere else: a key's value in the counts tree packs its total and its latest day's count
+//! (one read answers a badge, one write flushes a hit); the days before that one are buckets in
+//! the days tree, keyed by the page key, a NUL, and the day as four big-endian bytes.
+//! Synchronous; knows nothing of HTTP.
 
 use std::path::{Path, PathBuf};
 
@@ -9,11 +11,18 @@ use sled::transaction::TransactionError;
 mod bulk;
 pub use bulk::Merge;
 
-/// Name of the tree that maps key bytes to a big-endian `u64` total.
+/// Name of the tree that maps key bytes to the key's [`Stored`] counts: the total (`u64`), its
+/// latest day (`u32`) and that day's count (`u64`), big-endian, 20 bytes. (Data dirs written
+/// before this packing hold the total alone, 8 bytes; both are read.)
 const COUNTS_TREE: &str = "counts";
-/// Name of the tree of day buckets: `key \0 day` → count of hits on that UTC day. Keys never
-/// hold a NUL (control characters are refused), so `key \0` prefixes exactly one key's days.
+/// Name of the tree of day buckets: `key \0 day` → count of hits on that UTC day, for the days
+/// of a key before the latest one (which its counts value holds). Keys never hold a NUL
+/// (control characters are refused), so `key \0` prefixes exactly one key's days.
 const DAYS_TREE: &str = "days";
+/// Bytes of a packed counts value.
+const PACKED_LEN: usize = 20;
+/// Bytes of a counts value that holds only a total (data dirs of the first releases).
+const TOTAL_LEN: usize = 8;
 /// Name of the tree for the server's own small settings (the cookie secret).
 const META_TREE: &str = "meta";
 /// Key in the meta tree of the secret that signs anti-refresh cookies.
@@ -28,8 +37,8 @@ pub enum StoreError {
     /// sled reported an error (I/O, corruption).
     #[error("store error: {0}")]
     Sled(#[from] sled::Error),
-    /// A stored value is not eight bytes: the data dir was written by something else.
-    #[error("stored count for {key:?} is {len} bytes, not 8")]
+    /// A stored value has the wrong length: the data dir was written by something else.
+    #[error("stored count for {key:?} is {len} bytes, not 8 or 20")]
     BadValue {
         /// The key whose value is malformed.
         key: String,
@@ -76,6 +85,25 @@ pub struct Store {
     days: sled::Tree,
 }
 
+/// What the store holds for one key: its total, and the latest day it was counted on with that
+/// day's count (zero day and count for a key set by hand before any hit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stored {
+    /// Every hit ever counted.
+    pub total: u64,
+    /// The latest day with hits, in days since the Unix epoch.
+    pub day: u32,
+    /// Hits on `day`.
+    pub day_count: u64,
+}
+
+impl Stored {
+    /// The count on `day`, as far as this value knows (days before its own are elsewhere).
+    pub fn count_on(&self, day: u32) -> u64 {
+        if self.day == day { self.day_count } else { 0 }
+    }
+}
+
 /// One day bucket to write: the hits of `key` on UTC day `day` (days since the epoch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DayCount<'a> {
@@ -114,54 +142,140 @@ impl Store {
     /// The stored total for `key`, or `None` if the key was never counted.
     pub fn get(&self, key: &str) -> Result<Option<u64>, StoreError> {
         match self.counts.get(key)? {
-            Some(bytes) => decode(key, &bytes).map(Some),
+            Some(bytes) => total_of(key, &bytes).map(Some),
             None => Ok(None),
+        }
+    }
+
+    /// What the store holds for `key`, or `None` if it was never counted: one read. `today` is
+    /// only needed for a value of the old total-only form, whose day count is then read from the
+    /// days tree.
+    pub fn load(&self, key: &str, today: u32) -> Result<Option<Stored>, StoreError> {
+        let Some(bytes) = self.counts.get(key)? else {
+            return Ok(None);
+        };
+        match unpack(key, &bytes)? {
+            Value::Packed(stored) => Ok(Some(stored)),
+            Value::Total(total) => Ok(Some(Stored {
+                total,
+                day: today,
+                day_count: self
+                    .days
+                    .get(day_key(key, today))?
+                    .map_or(Ok(0), |v| decode(key, &v))?,
+            })),
         }
     }
 
     /// Hits of `key` on `day`, or `None` if there were none recorded.
     pub fn get_day(&self, key: &str, day: u32) -> Result<Option<u64>, StoreError> {
-        match self.days.get(day_key(key, day))? {
-            Some(bytes) => decode(key, &bytes).map(Some),
-            None => Ok(None),
-        }
+        Ok(self
+            .days_of(key, day, day)?
+            .first()
+            .map(|&(_, count)| count))
     }
 
     /// The recorded days of `key` from `first` to `last` (inclusive), oldest first; days without
     /// hits are absent.
     pub fn days_of(&self, key: &str, first: u32, last: u32) -> Result<Vec<(u32, u64)>, StoreError> {
-        self.days
+        let mut days = self
+            .days
             .range(day_key(key, first)..=day_key(key, last))
             .map(|item| {
                 let (k, v) = item?;
                 let day = day_from(&k).unwrap_or(0);
                 Ok((day, decode(key, &v)?))
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if let Some(bytes) = self.counts.get(key)?
+            && let Value::Packed(latest) = unpack(key, &bytes)?
+            && latest.day_count > 0
+            && (first..=last).contains(&latest.day)
+        {
+            // The latest day is the value's; a bucket of that day (left by an old data dir)
+            // can only hold less.
+            match days.binary_search_by_key(&latest.day, |&(day, _)| day) {
+                Ok(i) => days[i].1 = days[i].1.max(latest.day_count),
+                Err(i) => days.insert(i, (latest.day, latest.day_count)),
+            }
+        }
+        Ok(days)
     }
 
-    /// Writes absolute totals and day counts (durable after `flush`). Key by key rather than in
-    /// one transaction or batch: both take sled's global write lock, and a flush of thousands of
-    /// keys held it long enough to stall every request's read. Each value is an absolute total,
-    /// so a flush cut short by a crash leaves every key either at its old or its new count.
-    pub fn put(&self, totals: &[(&str, u64)], days: &[DayCount<'_>]) -> Result<(), StoreError> {
-        for bucket in days {
+    /// Writes what a flush found: the final counts of days that ended (`retired`, into the days
+    /// tree) first, then each key's latest counts. Key by key rather than in one transaction or
+    /// batch: both take sled's global write lock, and a flush of thousands of keys held it long
+    /// enough to stall every request's read. Each value is absolute, so a flush cut short by a
+    /// crash leaves every key either at its old or its new count; and a day is retired before
+    /// the value that moves past it is written, so no crash loses a day's count.
+    pub fn put(
+        &self,
+        latest: &[(&str, Stored)],
+        retired: &[DayCount<'_>],
+    ) -> Result<(), StoreError> {
+        for bucket in retired {
             self.days
                 .insert(day_key(bucket.key, bucket.day), &bucket.count.to_be_bytes())?;
         }
-        for (key, total) in totals {
-            self.counts.insert(key.as_bytes(), &total.to_be_bytes())?;
+        for (key, stored) in latest {
+            self.counts.insert(key.as_bytes(), &pack(stored))?;
         }
         Ok(())
     }
 
+    /// Writes bare totals (no days), for tests of what reads totals.
+    #[cfg(test)]
+    pub(crate) fn put_totals(&self, totals: &[(&str, u64)]) -> Result<(), StoreError> {
+        let latest: Vec<(&str, Stored)> = totals
+            .iter()
+            .map(|&(key, total)| {
+                (
+                    key,
+                    Stored {
+                        total,
+                        ..Stored::default()
+                    },
+                )
+            })
+            .collect();
+        self.put(&latest, &[])
+    }
+
     /// Adds `by` to the total of `key` and to its count on `day`; returns both new values
-    /// (total, day). Each is one atomic read-modify-write (no global lock); the caller holds the
-    /// key's cache shard lock, so no other writer of this key runs meanwhile.
+    /// (total, day). For a key the front cache does not hold: the caller holds the key's cache
+    /// shard lock, so no other writer of this key runs meanwhile.
     pub fn increment(&self, key: &str, day: u32, by: u64) -> Result<(u64, u64), StoreError> {
-        let today = add(&self.days, &day_key(key, day), by)?;
-        let total = add(&self.counts, key.as_bytes(), by)?;
-        Ok((total, today))
+        let mut stored = self.load(key, day)?.unwrap_or(Stored {
+            total: 0,
+            day,
+            day_count: 0,
+        });
+        if stored.day < day {
+            self.retire(key, &stored)?;
+            stored.day = day;
+            stored.day_count = 0;
+        }
+        stored.total = stored.total.saturating_add(by);
+        stored.day_count = stored.day_count.saturating_add(by);
+        self.counts.insert(key.as_bytes(), &pack(&stored))?;
+        Ok((stored.total, stored.day_count))
+    }
+
+    /// Sets the total of `key`, keeping its days; for a key the front cache does not hold.
+    pub fn set_total(&self, key: &str, total: u64, today: u32) -> Result<(), StoreError> {
+        let stored = self.load(key, today)?.unwrap_or_default();
+        self.counts
+            .insert(key.as_bytes(), &pack(&Stored { total, ..stored }))?;
+        Ok(())
+    }
+
+    /// Moves the latest day of `stored` into the days tree, before its value moves past it.
+    fn retire(&self, key: &str, stored: &Stored) -> Result<(), StoreError> {
+        if stored.day_count > 0 {
+            self.days
+                .insert(day_key(key, stored.day), &stored.day_count.to_be_bytes())?;
+        }
+        Ok(())
     }
 
     /// Bytes the database takes on disk.
@@ -249,32 +363,56 @@ fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
     }
 }
 
-/// Adds `by` to the count at `key` in `tree` atomically; returns the new count.
-fn add(tree: &sled::Tree, key: &[u8], by: u64) -> Result<u64, StoreError> {
-    let mut bad_len = None;
-    let new = tree.update_and_fetch(key, |old| match old {
-        None => Some(by.to_be_bytes().to_vec()),
-        Some(bytes) => match <[u8; 8]>::try_from(bytes) {
-            Ok(array) => Some(
-                u64::from_be_bytes(array)
-                    .saturating_add(by)
-                    .to_be_bytes()
-                    .to_vec(),
-            ),
-            Err(_) => {
-                bad_len = Some(bytes.len());
-                Some(bytes.to_vec())
+/// A value of the counts tree.
+enum Value {
+    /// The packed form: total and latest day.
+    Packed(Stored),
+    /// The total alone (data dirs of the first releases; days all in the days tree).
+    Total(u64),
+}
+
+/// Packs `stored` into a counts value.
+fn pack(stored: &Stored) -> [u8; PACKED_LEN] {
+    let mut bytes = [0; PACKED_LEN];
+    bytes[..8].copy_from_slice(&stored.total.to_be_bytes());
+    bytes[8..12].copy_from_slice(&stored.day.to_be_bytes());
+    bytes[12..].copy_from_slice(&stored.day_count.to_be_bytes());
+    bytes
+}
+
+/// Reads a counts value of `key`.
+fn unpack(key: &str, bytes: &[u8]) -> Result<Value, StoreError> {
+    let word = |at: usize| <[u8; 8]>::try_from(&bytes[at..at + 8]).map(u64::from_be_bytes);
+    match bytes.len() {
+        PACKED_LEN => {
+            let day = <[u8; 4]>::try_from(&bytes[8..12]).map(u32::from_be_bytes);
+            if let (Ok(total), Ok(day), Ok(day_count)) = (word(0), day, word(12)) {
+                return Ok(Value::Packed(Stored {
+                    total,
+                    day,
+                    day_count,
+                }));
             }
-        },
-    })?;
-    if let Some(len) = bad_len {
-        return Err(StoreError::BadValue {
-            key: String::from_utf8_lossy(key).into_owned(),
-            len,
-        });
+        }
+        TOTAL_LEN => {
+            if let Ok(total) = word(0) {
+                return Ok(Value::Total(total));
+            }
+        }
+        _ => {}
     }
-    let key = String::from_utf8_lossy(key);
-    new.map_or(Ok(by), |bytes| decode(&key, &bytes))
+    Err(StoreError::BadValue {
+        key: key.to_owned(),
+        len: bytes.len(),
+    })
+}
+
+/// The total in a counts value of `key`.
+fn total_of(key: &str, bytes: &[u8]) -> Result<u64, StoreError> {
+    Ok(match unpack(key, bytes)? {
+        Value::Packed(stored) => stored.total,
+        Value::Total(total) => total,
+    })
 }
 
 /// The days-tree key of `key` on `day`.
@@ -315,15 +453,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn totals_round_trip_and_survive_reopening() -> Result<(), Box<dyn std::error::Error>> {
+    fn counts_round_trip_and_survive_reopening() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         {
             let store = Store::open(dir.path())?;
             assert_eq!(store.get("example.com")?, None);
-            let day = |key, day, count| DayCount { key, day, count };
+            assert_eq!(store.load("example.com", 10)?, None);
+            let stored = |total, day, day_count| Stored {
+                total,
+                day,
+                day_count,
+            };
             store.put(
-                &[("example.com", 41), ("example.com/a", 7)],
-                &[day("example.com", 9, 40), day("example.com", 10, 1)],
+                &[
+                    ("example.com", stored(41, 10, 1)),
+                    ("example.com/a", stored(7, 3, 7)),
+                ],
+                &[DayCount {
+                    key: "example.com",
+                    day: 9,
+                    count: 40,
+                }],
             )?;
             assert_eq!(store.increment("example.com", 10, 1)?, (42, 2));
             assert_eq!(store.increment("new.example", 10, 3)?, (3, 3));
@@ -333,8 +483,67 @@ mod tests {
         assert_eq!(store.get("example.com")?, Some(42));
         assert_eq!(store.get("example.com/a")?, Some(7));
         assert_eq!(store.get_day("example.com", 10)?, Some(2));
+        assert_eq!(store.get_day("example.com", 9)?, Some(40));
         assert_eq!(store.get_day("example.com/a", 10)?, None);
-        assert_eq!(store.len(), 3);
+        assert_eq!(store.days_of("example.com", 0, 20)?, vec![(9, 40), (10, 2)]);
+        assert_eq!(store.len(), 3, "one entry per key");
+        Ok(())
+    }
+
+    #[test]
+    fn a_later_day_moves_the_latest_one_into_the_days_tree()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        assert_eq!(store.increment("a", 5, 2)?, (2, 2));
+        assert_eq!(store.increment("a", 7, 1)?, (3, 1));
+        assert_eq!(store.days_of("a", 0, 10)?, vec![(5, 2), (7, 1)]);
+        assert_eq!(
+            store.load("a", 8)?,
+            Some(Stored {
+                total: 3,
+                day: 7,
+                day_count: 1
+            })
+        );
+        store.set_total("a", 100, 8)?;
+        assert_eq!(
+            store.days_of("a", 0, 10)?,
+            vec![(5, 2), (7, 1)],
+            "days kept"
+        );
+        assert_eq!(store.get("a")?, Some(100));
+        Ok(())
+    }
+
+    #[test]
+    fn values_of_the_total_only_form_are_still_read() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        // As the first releases wrote them: an 8-byte total, today's count in the days tree.
+        store.counts.insert("old.example", &41u64.to_be_bytes())?;
+        store
+            .days
+            .insert(day_key("old.example", 9), &40u64.to_be_bytes())?;
+        store
+            .days
+            .insert(day_key("old.example", 8), &1u64.to_be_bytes())?;
+        assert_eq!(store.get("old.example")?, Some(41));
+        assert_eq!(
+            store.load("old.example", 9)?,
+            Some(Stored {
+                total: 41,
+                day: 9,
+                day_count: 40
+            })
+        );
+        assert_eq!(store.increment("old.example", 9, 1)?, (42, 41));
+        assert_eq!(store.days_of("old.example", 0, 9)?, vec![(8, 1), (9, 41)]);
+        store.counts.insert("bad.example", &[1, 2, 3][..])?;
+        assert!(matches!(
+            store.get("bad.example"),
+            Err(StoreError::BadValue { len: 3, .. })
+        ));
         Ok(())
     }
 

@@ -293,16 +293,13 @@ mod tests {
     fn ranks_domains_and_urls_without_ignored_ones() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let store = Store::open(dir.path())?;
-        store.put(
-            &[
-                ("a.com", 5),
-                ("a.com/x", 6),
-                ("b.org/y", 10),
-                ("localhost:8080/z", 100),
-                ("c.net", 1),
-            ],
-            &[],
-        )?;
+        store.put_totals(&[
+            ("a.com", 5),
+            ("a.com/x", 6),
+            ("b.org/y", 10),
+            ("localhost:8080/z", 100),
+            ("c.net", 1),
+        ])?;
         let top = rank(&store, &ranking(2, 2)?, 42)?;
         let rows = |rows: &[Row]| -> Vec<(String, u64)> {
             rows.iter().map(|r| (r.name.clone(), r.count)).collect()

@@ -4,7 +4,10 @@
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{META_TREE, Store, StoreError, day_from, day_key, decode, from_transaction};
+use super::{
+    META_TREE, Store, StoreError, Stored, Value, day_from, day_key, decode, from_transaction, pack,
+    total_of, unpack,
+};
 
 /// Counts for one key to add to what is stored, or to replace it with (total and all days).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +24,8 @@ pub struct Merge {
 
 impl Store {
     /// Applies many [`Merge`]s in one atomic transaction, in order (a later merge of a key sees
-    /// an earlier one).
+    /// an earlier one). Each key ends as the counts tree expects: its latest day in its value,
+    /// the days before in the days tree.
     pub fn merge(&self, merges: &[Merge]) -> Result<(), StoreError> {
         let replaced_days: Vec<sled::IVec> = merges
             .iter()
@@ -38,19 +42,60 @@ impl Store {
                 }
                 for merge in merges {
                     let key = merge.key.as_str();
-                    let read = |value: Option<sled::IVec>| match value {
-                        Some(bytes) if merge.add => {
-                            decode(key, &bytes).map_err(ConflictableTransactionError::Abort)
-                        }
-                        _ => Ok(0),
+                    let abort = ConflictableTransactionError::Abort;
+                    let old = match counts.get(key)? {
+                        Some(bytes) if merge.add => Some(unpack(key, &bytes).map_err(abort)?),
+                        _ => None,
                     };
-                    let total = read(counts.get(key)?)?.saturating_add(merge.total);
-                    counts.insert(key, &total.to_be_bytes())?;
+                    let (total, mut latest) = match old {
+                        Some(Value::Packed(stored)) => {
+                            (stored.total, Some((stored.day, stored.day_count)))
+                        }
+                        Some(Value::Total(total)) => (total, None),
+                        None => (0, None),
+                    };
+                    // Each merged day is added to what is stored for it (when adding).
                     for &(day, count) in &merge.days {
-                        let bucket = day_key(key, day);
-                        let count = read(days.get(&bucket)?)?.saturating_add(count);
-                        days.insert(bucket, &count.to_be_bytes())?;
+                        let base = match latest {
+                            Some((latest_day, latest_count)) if latest_day == day => latest_count,
+                            _ if merge.add => match days.get(day_key(key, day))? {
+                                Some(bytes) => decode(key, &bytes).map_err(abort)?,
+                                None => 0,
+                            },
+                            _ => 0,
+                        };
+                        let count = base.saturating_add(count);
+                        match latest {
+                            Some((latest_day, _)) if latest_day == day => {
+                                latest = Some((day, count))
+                            }
+                            Some((latest_day, latest_count)) if latest_day < day => {
+                                // The value moves on to a later day: its day becomes a bucket.
+                                if latest_count > 0 {
+                                    days.insert(
+                                        day_key(key, latest_day),
+                                        &latest_count.to_be_bytes(),
+                                    )?;
+                                }
+                                latest = Some((day, count));
+                            }
+                            None => latest = Some((day, count)),
+                            Some(_) => {
+                                days.insert(day_key(key, day), &count.to_be_bytes())?;
+                            }
+                        }
                     }
+                    let (day, day_count) = latest.unwrap_or((0, 0));
+                    if day_count > 0 {
+                        // The latest day lives in the value, never also as a bucket.
+                        days.remove(day_key(key, day))?;
+                    }
+                    let stored = Stored {
+                        total: total.saturating_add(merge.total),
+                        day,
+                        day_count,
+                    };
+                    counts.insert(key, &pack(&stored))?;
                 }
                 Ok(())
             })
@@ -129,7 +174,7 @@ impl Store {
         for item in self.counts.iter() {
             let (key, value) = item?;
             let key = String::from_utf8_lossy(&key);
-            visit(&key, decode(&key, &value)?);
+            visit(&key, total_of(&key, &value)?);
         }
         Ok(())
     }
@@ -145,14 +190,14 @@ impl Store {
         for item in self.counts.iter() {
             let (key, value) = item?;
             let key = String::from_utf8_lossy(&key).into_owned();
-            let total = decode(&key, &value)?;
+            let total = total_of(&key, &value)?;
             match key.split_once('/') {
                 None => {
                     let mut sum = total;
                     for item in self.counts.scan_prefix(format!("{key}/")) {
                         let (path_key, value) = item?;
                         let path_key = String::from_utf8_lossy(&path_key);
-                        sum = sum.saturating_add(decode(&path_key, &value)?);
+                        sum = sum.saturating_add(total_of(&path_key, &value)?);
                     }
                     visit(&key, sum);
                 }
@@ -211,6 +256,46 @@ mod tests {
     }
 
     #[test]
+    fn merges_keep_the_latest_day_in_the_value_and_add_to_every_day()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        store.increment("a", 5, 2)?;
+        store.increment("a", 7, 3)?;
+        let merge = |days: Vec<(u32, u64)>, add| Merge {
+            key: "a".to_owned(),
+            total: days.iter().map(|d| d.1).sum(),
+            days,
+            add,
+        };
+        // Adds to a bucket (5), to the value's day (7), and to new days before and after.
+        store.merge(&[merge(vec![(5, 10), (7, 10), (3, 1), (9, 4)], true)])?;
+        assert_eq!(store.get("a")?, Some(30));
+        assert_eq!(
+            store.days_of("a", 0, 10)?,
+            vec![(3, 1), (5, 12), (7, 13), (9, 4)]
+        );
+        assert_eq!(
+            store.load("a", 9)?.map(|s| (s.day, s.day_count)),
+            Some((9, 4))
+        );
+        assert_eq!(
+            store.increment("a", 9, 1)?,
+            (31, 5),
+            "the value holds day 9"
+        );
+        // Replacing drops every old day.
+        store.merge(&[merge(vec![(2, 2), (4, 4)], false)])?;
+        assert_eq!(store.get("a")?, Some(6));
+        assert_eq!(store.days_of("a", 0, 10)?, vec![(2, 2), (4, 4)]);
+        assert_eq!(
+            store.load("a", 9)?.map(|s| (s.day, s.day_count)),
+            Some((4, 4))
+        );
+        Ok(())
+    }
+
+    #[test]
     fn domains_sum_their_keys_in_one_pass() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let store = Store::open(dir.path())?;
@@ -225,7 +310,7 @@ mod tests {
             ("b.org/x", 7),
             ("c.net:8080/x", 3),
         ];
-        store.put(&totals, &[])?;
+        store.put_totals(&totals)?;
         let mut domains = Vec::new();
         store.for_each_domain(|domain, total| domains.push((domain.to_owned(), total)))?;
         domains.sort();
