@@ -10,9 +10,10 @@
 #
 # Usage: benches/load.sh                    (defaults: ROUNDS=5 DURATION=10 CONNECTIONS=64)
 #        ROUNDS=1 DURATION=2 benches/load.sh (a smoke run)
-# Other settings: WARMUP (seconds, 3), OURS_PORT (18080), CEILING_PORT (18081), SERVER_CPU (0),
-# WRK_CPU (1). Needs wrk (apt-get install -y wrk), curl and taskset. Loopback only; everything it
-# starts is stopped on exit. Exits non-zero when a correctness check fails; a missed throughput
+# ONLY="hot distinct nocount text" picks runs (all by default). Other settings: WARMUP
+# (seconds, 3), OURS_PORT (18080), CEILING_PORT (18081), SERVER_CPU (0), WRK_CPU (1). Needs wrk
+# (apt-get install -y wrk), curl and taskset. Loopback only; everything it starts is stopped on
+# exit. Exits non-zero when a correctness check fails; a missed throughput
 # target is reported (MISS), not a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -271,11 +272,14 @@ bench() {
  $non2xx | $rss |")
 }
 
+# ONLY: the runs to make, by first word ("hot distinct nocount text"); all when unset.
+wanted() { [[ -z ${ONLY:-} || " $ONLY " == *" $1 "* ]]; }
+
 start_ceiling
-bench "hot key" 0.90 "/count/tag.svg?url=bench.example/hot" count:bench.example/hot
-bench "distinct keys" 0.75 "/count/tag.svg" sample /count/tag.svg "$DISTINCT_KEYS"
-bench "nocount" 0.90 "/nocount/tag.svg?url=bench.example/hot" zero:bench.example/hot
-bench "text" - "/count?url=bench.example/text" count:bench.example/text
+! wanted hot || bench "hot key" 0.90 "/count/tag.svg?url=bench.example/hot" count:bench.example/hot
+! wanted distinct || bench "distinct keys" 0.75 "/count/tag.svg" sample /count/tag.svg "$DISTINCT_KEYS"
+! wanted nocount || bench "nocount" 0.90 "/nocount/tag.svg?url=bench.example/hot" zero:bench.example/hot
+! wanted text || bench "text" - "/count?url=bench.example/text" count:bench.example/text
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || commit="$commit (uncommitted changes)"

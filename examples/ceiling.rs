@@ -1,8 +1,8 @@
 //! The ceiling for `benches/load.sh`: the fastest a badge server can be on this stack.
 //!
-//! The same stack and runtime settings as `hitcounter` (warp 0.4 on `#[tokio::main]`'s
-//! default multi-thread runtime), but every request, whatever its method or path, gets one fixed
-//! ~200-byte SVG badge and nothing else: no routing, no key, no counting, no rendering, no
+//! The same stack and runtime settings as `hitcounter` (warp 0.4 on tokio's default
+//! multi-thread runtime, and the same allocator settings, [`hitcounter::memory`]), but every
+//! request, whatever its method or path, gets one fixed ~200-byte SVG badge and nothing else: no routing, no key, no counting, no rendering, no
 //! logging. Our throughput divided by this one's, on the same core, is how much of the stack's
 //! ceiling hitcounter's own work leaves.
 //!
@@ -31,8 +31,19 @@ struct Args {
     bind: SocketAddr,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    hitcounter::memory::tune_allocator();
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(serve()),
+        Err(err) => {
+            eprintln!("ceiling: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves the fixed badge until killed.
+async fn serve() -> ExitCode {
     let args = Args::parse();
     let listener = match tokio::net::TcpListener::bind(args.bind).await {
         Ok(listener) => listener,

@@ -145,7 +145,7 @@ impl Counter {
         if !dirty.is_empty() || wrote_through {
             let (retired, latest): (Vec<&Dirty>, Vec<&Dirty>) =
                 dirty.iter().partition(|d| d.retired);
-            let latest: Vec<(&str, Stored)> = latest
+            let mut latest: Vec<(&str, Stored)> = latest
                 .into_iter()
                 .map(|d| {
                     let stored = Stored {
@@ -156,6 +156,7 @@ impl Counter {
                     (&*d.key, stored)
                 })
                 .collect();
+            latest.sort_unstable_by_key(|&(key, _)| key);
             let retired: Vec<DayCount<'_>> = retired
                 .into_iter()
                 .map(|d| DayCount {

@@ -18,7 +18,8 @@
 //! - [`key`] (pure): URL → key normalisation.
 //! - [`badge`] (pure): SVG badges in shields.io's styles; [`format`](mod@format) (pure): which count and how
 //!   it is written; [`sparkline`] (pure): the history chart.
-//! - [`clock`]: the wall clock and UTC days, injectable for tests.
+//! - [`clock`]: the wall clock and UTC days, injectable for tests; [`memory`]: the allocator's
+//!   settings, made once by the binary.
 //! - [`cookie`] (pure): anti-refresh cookie names and signed values.
 //! - [`top`]: the top sites, ranked in the background.
 //! - [`transfer`]: export, import and migration from the original's SQLite file.
@@ -40,6 +41,7 @@ pub mod format;
 pub mod guard;
 pub mod handlers;
 pub mod key;
+pub mod memory;
 pub mod params;
 pub mod reports;
 pub mod routes;

@@ -12,8 +12,20 @@ use tracing_subscriber::EnvFilter;
 /// sends) only when asked for, e.g. `RUST_LOG=info,warp::server=error`.
 const DEFAULT_LOG: &str = "info,warp::filters::trace=error,warp::server=off";
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before the runtime exists: the allocator's settings must precede every other thread.
+    hitcounter::memory::tune_allocator();
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(serve()),
+        Err(err) => {
+            eprintln!("hitcounter: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a subcommand, or the server until a shutdown signal.
+async fn serve() -> ExitCode {
     let Cli {
         command,
         serve: config,

@@ -27,9 +27,11 @@ const TOTAL_LEN: usize = 8;
 const META_TREE: &str = "meta";
 /// Key in the meta tree of the secret that signs anti-refresh cookies.
 const COOKIE_SECRET_KEY: &str = "cookie-secret";
-/// sled's page cache; its default (1 GiB) is far more than a counter needs. benches/scale.sh
-/// (1M pages): peak RSS 154 MiB with 16 MiB, 100 MiB with 4 MiB, at about the same speed.
-const SLED_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+/// sled's page cache; its default (1 GiB) is far more than a counter needs, and what it holds
+/// takes about three times its nominal size. benches/scale.sh (1M pages): peak RSS 154 MiB with
+/// 16 MiB, 100 MiB with 4 MiB; with the allocator tuned ([`crate::memory`]), 74 MiB with 4 MiB
+/// and 63 MiB with 2 MiB, at about the same speed.
+const SLED_CACHE_BYTES: u64 = 2 * 1024 * 1024;
 
 /// A failure of the store after it was opened.
 #[derive(Debug, thiserror::Error)]
