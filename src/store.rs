@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use sled::transaction::TransactionError;
 
 mod bulk;
+mod encoding;
 pub use bulk::Merge;
+use encoding::{Value, day_from, day_key, decode, pack, total_of, unpack};
 
 /// Name of the tree that maps key bytes to the key's [`Stored`] counts: the total (`u64`), its
 /// latest day (`u32`) and that day's count (`u64`), big-endian, 20 bytes. (Data dirs written
@@ -19,10 +21,6 @@ const COUNTS_TREE: &str = "counts";
 /// of a key before the latest one (which its counts value holds). Keys never hold a NUL
 /// (control characters are refused), so `key \0` prefixes exactly one key's days.
 const DAYS_TREE: &str = "days";
-/// Bytes of a packed counts value.
-const PACKED_LEN: usize = 20;
-/// Bytes of a counts value that holds only a total (data dirs of the first releases).
-const TOTAL_LEN: usize = 8;
 /// Name of the tree for the server's own small settings (the cookie secret).
 const META_TREE: &str = "meta";
 /// Key in the meta tree of the secret that signs anti-refresh cookies.
@@ -365,89 +363,11 @@ fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
     }
 }
 
-/// A value of the counts tree.
-enum Value {
-    /// The packed form: total and latest day.
-    Packed(Stored),
-    /// The total alone (data dirs of the first releases; days all in the days tree).
-    Total(u64),
-}
-
-/// Packs `stored` into a counts value.
-fn pack(stored: &Stored) -> [u8; PACKED_LEN] {
-    let mut bytes = [0; PACKED_LEN];
-    bytes[..8].copy_from_slice(&stored.total.to_be_bytes());
-    bytes[8..12].copy_from_slice(&stored.day.to_be_bytes());
-    bytes[12..].copy_from_slice(&stored.day_count.to_be_bytes());
-    bytes
-}
-
-/// Reads a counts value of `key`.
-fn unpack(key: &str, bytes: &[u8]) -> Result<Value, StoreError> {
-    let word = |at: usize| <[u8; 8]>::try_from(&bytes[at..at + 8]).map(u64::from_be_bytes);
-    match bytes.len() {
-        PACKED_LEN => {
-            let day = <[u8; 4]>::try_from(&bytes[8..12]).map(u32::from_be_bytes);
-            if let (Ok(total), Ok(day), Ok(day_count)) = (word(0), day, word(12)) {
-                return Ok(Value::Packed(Stored {
-                    total,
-                    day,
-                    day_count,
-                }));
-            }
-        }
-        TOTAL_LEN => {
-            if let Ok(total) = word(0) {
-                return Ok(Value::Total(total));
-            }
-        }
-        _ => {}
-    }
-    Err(StoreError::BadValue {
-        key: key.to_owned(),
-        len: bytes.len(),
-    })
-}
-
-/// The total in a counts value of `key`.
-fn total_of(key: &str, bytes: &[u8]) -> Result<u64, StoreError> {
-    Ok(match unpack(key, bytes)? {
-        Value::Packed(stored) => stored.total,
-        Value::Total(total) => total,
-    })
-}
-
-/// The days-tree key of `key` on `day`.
-fn day_key(key: &str, day: u32) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(key.len() + 5);
-    bytes.extend_from_slice(key.as_bytes());
-    bytes.push(0);
-    bytes.extend_from_slice(&day.to_be_bytes());
-    bytes
-}
-
-/// The day of a days-tree key.
-fn day_from(day_key: &[u8]) -> Option<u32> {
-    let tail = day_key.len().checked_sub(4)?;
-    <[u8; 4]>::try_from(&day_key[tail..])
-        .ok()
-        .map(u32::from_be_bytes)
-}
-
 fn from_transaction(err: TransactionError<StoreError>) -> StoreError {
     match err {
         TransactionError::Abort(err) => err,
         TransactionError::Storage(err) => StoreError::Sled(err),
     }
-}
-
-fn decode(key: &str, bytes: &[u8]) -> Result<u64, StoreError> {
-    <[u8; 8]>::try_from(bytes)
-        .map(u64::from_be_bytes)
-        .map_err(|_| StoreError::BadValue {
-            key: key.to_owned(),
-            len: bytes.len(),
-        })
 }
 
 #[cfg(test)]

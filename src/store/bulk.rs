@@ -4,10 +4,8 @@
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{
-    META_TREE, Store, StoreError, Stored, Value, day_from, day_key, decode, from_transaction, pack,
-    total_of, unpack,
-};
+use super::encoding::{Value, day_from, day_key, decode, pack, total_of, unpack};
+use super::{META_TREE, Store, StoreError, Stored, from_transaction};
 
 /// Counts for one key to add to what is stored, or to replace it with (total and all days).
 #[derive(Debug, Clone, PartialEq, Eq)]
