@@ -33,15 +33,17 @@ impl Query {
     /// Parses a raw query string (without `?`). Unknown parameters are ignored.
     pub fn parse(raw: &str) -> Result<Self, Error> {
         let mut query = Query::default();
-        let mut seen: Vec<&'static str> = Vec::new();
+        // Bit i: PARAMS[i] was given (a bit set rather than a list: no allocation per request).
+        let mut seen = 0u8;
         for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
-            let Some(name) = PARAMS.iter().copied().find(|known| *known == name) else {
+            let Some(index) = PARAMS.iter().position(|known| *known == name) else {
                 continue;
             };
-            if seen.contains(&name) {
+            if seen & 1 << index != 0 {
                 continue;
             }
-            seen.push(name);
+            seen |= 1 << index;
+            let name = PARAMS[index];
             let bad = |Invalid(reason)| Error::BadParam {
                 name,
                 reason: reason.into(),
@@ -64,6 +66,14 @@ impl Query {
             }
         }
         Ok(query)
+    }
+
+    /// Whether the query says anything about the badge's look (else it is [`Look::default`]).
+    pub fn asks_for_look(&self) -> bool {
+        self.style.is_some()
+            || self.label.is_some()
+            || self.color.is_some()
+            || self.label_color.is_some()
     }
 
     /// The badge look the query asks for (defaults where it says nothing).
