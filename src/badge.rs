@@ -13,7 +13,7 @@ pub const DEFAULT_LABEL: &str = "hits";
 pub const MAX_LABEL_CHARS: usize = 64;
 
 /// A badge style, named as shields.io names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Style {
     /// `flat` (the default).
     #[default]
@@ -65,7 +65,7 @@ impl FromStr for Style {
 }
 
 /// A colour as an SVG fill (`#rrggbb` or `#rgb`), from a shields name or bare hex digits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Color {
     fill: String,
     name: String,
@@ -151,7 +151,7 @@ impl FromStr for Color {
 }
 
 /// How a badge looks: everything but its message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Look {
     /// The style.
     pub style: Style,

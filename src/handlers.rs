@@ -21,6 +21,7 @@ use crate::format;
 use crate::guard::{Dedupe, RateLimit, client_ip, forwarded_https};
 use crate::key;
 use crate::params::Query;
+use crate::stamp;
 use crate::telemetry;
 use crate::top::Latest;
 
@@ -217,7 +218,9 @@ fn badge_svg(app: &App, query: &Query, counts: Counts, key: &str) -> String {
     let message = format::message(counts, query.show, query.format);
     match (&app.settings.svg_template, query.style) {
         (Some(template), None) => template.render(&message, key),
-        _ => badge::render(&query.look(), &message),
+        // The default look needs no `Look` built (three allocations) nor hashed to find its stamp.
+        _ if !query.asks_for_look() => stamp::render_default(&message),
+        _ => stamp::render(&query.look(), &message),
     }
 }
 

@@ -39,16 +39,107 @@ pub enum KeyError {
 ///
 /// `max_len` bounds both the input and the resulting key, in bytes.
 pub fn normalise(target: &str, max_len: usize) -> Result<String, KeyError> {
+    let rest = checked(target, max_len)?;
+    let key = match plain_key(rest) {
+        Some(key) => key,
+        None => parsed_key(rest)?,
+    };
+    bounded(key, max_len)
+}
+
+/// What of `target` names the page (after its scheme), once the checks that need no parsing pass:
+/// its length, no control characters, an http(s) scheme or none, a host.
+fn checked(target: &str, max_len: usize) -> Result<&str, KeyError> {
     if target.len() > max_len {
         return Err(KeyError::TooLong { max: max_len });
     }
-    if target.chars().any(char::is_control) {
+    // Byte by byte for ASCII (most targets): `char::is_control` looks each char up in a table.
+    let control = if target.is_ascii() {
+        target.bytes().any(|b| b.is_ascii_control())
+    } else {
+        target.chars().any(char::is_control)
+    };
+    if control {
         return Err(KeyError::ControlCharacters);
     }
     let rest = strip_scheme(target.trim_matches(' '))?;
     if rest.is_empty() || rest.starts_with(['/', '\\', '?', '#']) {
         return Err(KeyError::NoHost);
     }
+    Ok(rest)
+}
+
+/// `key`, unless it is longer than `max_len` (percent-encoding can grow a target).
+fn bounded(key: String, max_len: usize) -> Result<String, KeyError> {
+    if key.len() > max_len {
+        return Err(KeyError::TooLong { max: max_len });
+    }
+    Ok(key)
+}
+
+/// The key of `rest` (a target after its scheme) when it is plainly normal already, as most
+/// targets are: the key the URL parser would give (the host and the path up to `?` or `#`,
+/// without trailing slashes), without formatting a URL and parsing it. `None` when anything
+/// might need the parser: a port, user info, a host not of lower-case ASCII labels that start
+/// with a letter (upper case, IDNA, numbers that read as IPv4, empty labels, trailing dots), a
+/// path with a dot segment, a backslash, or a character the parser would percent-encode.
+fn plain_key(rest: &str) -> Option<String> {
+    let host_end = rest
+        .bytes()
+        .position(|b| matches!(b, b'/' | b'?' | b'#' | b'\\'))
+        .unwrap_or(rest.len());
+    let (host, tail) = rest.split_at(host_end);
+    if !host.as_bytes().split(|&b| b == b'.').all(plain_label) {
+        return None;
+    }
+    let path_end = tail
+        .bytes()
+        .position(|b| matches!(b, b'?' | b'#'))
+        .unwrap_or(tail.len());
+    let path = tail.get(..path_end)?;
+    if !plain_path(path.as_bytes()) {
+        return None;
+    }
+    let path = path.trim_end_matches('/');
+    let mut key = String::with_capacity(host.len() + path.len());
+    key.push_str(host);
+    key.push_str(path);
+    Some(key)
+}
+
+/// A host label IDNA passes through unchanged (the `idna` crate's own ASCII fast path): a
+/// lower-case letter, then letters, digits and hyphens, no hyphen last, and no `--` after two
+/// characters (`xn--` and the like go to the full check). Starting with a letter, the last label
+/// is no number, so the host is no IPv4 address.
+fn plain_label(label: &[u8]) -> bool {
+    label.first().is_some_and(u8::is_ascii_lowercase)
+        && label
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && label.last() != Some(&b'-')
+        && label.get(2..4) != Some(b"--")
+}
+
+/// A path (from its `/`, or empty) the URL parser keeps as it is: RFC 3986's unreserved and
+/// sub-delims, `:`, `@`, `/` and `%` (escapes are kept as written), and no dot segment (`.` or
+/// `..`, or `%2e` anywhere, an escaped dot to dot-segment removal).
+fn plain_path(path: &[u8]) -> bool {
+    path.iter().enumerate().all(|(i, &b)| match b {
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'~' | b'/' => true,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => true,
+        b':' | b'@' => true,
+        b'%' => !matches!(path.get(i + 1..i + 3), Some([b'2', b'e' | b'E'])),
+        b'.' => {
+            let starts_segment = i.checked_sub(1).and_then(|j| path.get(j)) == Some(&b'/');
+            let rest = path.get(i + 1..).unwrap_or_default();
+            !(starts_segment && matches!(rest, [] | [b'/', ..] | [b'.'] | [b'.', b'/', ..]))
+        }
+        _ => false,
+    })
+}
+
+/// The key of `rest` by the URL parser.
+fn parsed_key(rest: &str) -> Result<String, KeyError> {
     // Every target is parsed as http: the scheme is not part of the key, and WHATWG parsing of a
     // special scheme gives us IDNA, case folding, dot-segment removal and percent-encoding.
     let mut url = Url::parse(&format!("http://{rest}")).map_err(KeyError::Invalid)?;
@@ -73,9 +164,6 @@ pub fn normalise(target: &str, max_len: usize) -> Result<String, KeyError> {
         key.push_str(&port.to_string());
     }
     key.push_str(path);
-    if key.len() > max_len {
-        return Err(KeyError::TooLong { max: max_len });
-    }
     Ok(key)
 }
 
@@ -100,12 +188,22 @@ impl Memo {
     }
 
     /// [`normalise`], remembered: the same answer, without parsing a target seen recently.
+    ///
+    /// A plain target (see [`plain_key`]) is remembered only while there is room: keying it
+    /// again costs little, and a stream of distinct plain targets (a site's many pages) must not
+    /// clear the memo again and again, evicting the targets that need the parser.
     pub fn normalise(&self, target: &str, max_len: usize) -> Result<String, KeyError> {
         if let Some(key) = self.keys.get(target) {
             return Ok(key.to_string());
         }
-        let key = normalise(target, max_len)?;
-        if target.len() <= MEMO_MAX_TARGET {
+        let rest = checked(target, max_len)?;
+        let (key, plain) = match plain_key(rest) {
+            Some(key) => (key, true),
+            None => (parsed_key(rest)?, false),
+        };
+        let key = bounded(key, max_len)?;
+        let full = self.len.load(Ordering::Relaxed) >= self.capacity;
+        if target.len() <= MEMO_MAX_TARGET && !(plain && full) {
             if self.len.fetch_add(1, Ordering::Relaxed) >= self.capacity {
                 self.keys.clear();
                 self.len.store(1, Ordering::Relaxed);
@@ -121,7 +219,11 @@ fn strip_scheme(target: &str) -> Result<&str, KeyError> {
     if let Some(rest) = target.strip_prefix("//") {
         return Ok(rest);
     }
-    let Some((scheme, rest)) = target.split_once("://") else {
+    // As `split_once("://")`, without setting up a substring search for three bytes.
+    let Some(at) = target.as_bytes().windows(3).position(|w| w == b"://") else {
+        return Ok(target);
+    };
+    let (Some(scheme), Some(rest)) = (target.get(..at), target.get(at + 3..)) else {
         return Ok(target);
     };
     let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -248,7 +350,8 @@ mod tests {
         }
         assert!(memo.keys.len() <= 3);
         assert_eq!(
-            memo.normalise("exa mple.com", 2048),
+            memo.normalise("exa mple.com", 2048)
+                .map(|key| key.to_string()),
             normalise("exa mple.com", 2048)
         );
         let long = format!("example.com/{}", "a".repeat(100));
@@ -256,6 +359,72 @@ mod tests {
             memo.normalise(&long, 50),
             Err(KeyError::TooLong { max: 50 })
         );
+    }
+
+    #[test]
+    fn plain_targets_skip_the_parser_and_others_do_not() {
+        for target in [
+            "example.com/a/b",
+            "https://bench.example/p42/",
+            "x.io?u=1#f",
+        ] {
+            let rest = strip_scheme(target).unwrap_or(target);
+            assert!(plain_key(rest).is_some(), "{target:?}");
+        }
+        for rest in [
+            "Example.com/a",
+            "example.com:8080/a",
+            "u@example.com/a",
+            "xn--bcher-kva.example/a",
+            "127.0.0.1/a",
+            "example.com./a",
+            "example.com/a/../b",
+            "example.com/a/%2E%2e/b",
+            "example.com/a b",
+            "example.com\\a",
+            "example.com/ü",
+        ] {
+            assert_eq!(plain_key(rest), None, "{rest:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Whatever the fast path accepts, it keys as the URL parser does.
+        #[test]
+        fn the_fast_path_agrees_with_the_parser(
+            host in "[a-zA-Z0-9.-]{1,12}(:[0-9]{1,3})?",
+            path in "([/a-zA-Z0-9._~!$&'()*+,;=:@%\\\\ ü-]|%2e|%2E|/\\.\\.|/\\.){0,12}",
+            after in "([?#][a-z/.%]{0,6})?",
+        ) {
+            let rest = format!("{host}{path}{after}");
+            if let Some(key) = plain_key(&rest) {
+                proptest::prop_assert_eq!(parsed_key(&rest), Ok(key), "{:?}", rest);
+            }
+        }
+
+        /// Plain targets, as badges mostly name, take the fast path and get the parser's key.
+        #[test]
+        fn plain_targets_take_the_fast_path(
+            scheme in "(|https?://|//|HTTP://)",
+            labels in proptest::collection::vec("[a-z][a-z0-9]{0,5}(-[a-z0-9]{1,3})?", 1..4),
+            segments in proptest::collection::vec("[a-zA-Z0-9_~%!$&'()*+,;=:@.-]{0,6}", 0..4),
+            trailing in "/{0,2}",
+            after in "([?#][a-z/.%]{0,6})?",
+        ) {
+            let path: String = segments.iter().map(|s| format!("/{s}")).collect();
+            let rest = format!("{}{path}{trailing}{after}", labels.join("."));
+            let dots = segments.iter().any(|s| {
+                s == "." || s == ".." || s.to_ascii_lowercase().contains("%2e")
+            });
+            let key = plain_key(&rest);
+            proptest::prop_assert_eq!(key.is_some(), !dots, "{:?}", rest);
+            if let Some(key) = key {
+                proptest::prop_assert_eq!(parsed_key(&rest), Ok(key.clone()), "{:?}", rest);
+                proptest::prop_assert_eq!(normalise(&format!("{scheme}{rest}"), 2048), Ok(key));
+            }
+        }
     }
 
     #[test]

@@ -17,7 +17,8 @@
 //! - [`error`]: the request error enum and its mapping to replies.
 //! - [`key`] (pure): URL → key normalisation.
 //! - [`badge`] (pure): SVG badges in shields.io's styles; [`format`](mod@format) (pure): which count and how
-//!   it is written; [`sparkline`] (pure): the history chart.
+//!   it is written; [`sparkline`] (pure): the history chart; [`stamp`]: count badges cut from
+//!   one rendered badge per look and message shape, rather than laid out on every request.
 //! - [`clock`]: the wall clock and UTC days, injectable for tests; [`memory`]: the allocator's
 //!   settings, made once by the binary.
 //! - [`cookie`] (pure): anti-refresh cookie names and signed values.
@@ -47,6 +48,7 @@ pub mod reports;
 pub mod routes;
 pub mod server;
 pub mod sparkline;
+pub mod stamp;
 pub mod store;
 pub mod telemetry;
 pub mod top;

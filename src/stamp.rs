@@ -1,0 +1,306 @@
+//! Count badges from stamps: a badge rendered once per look and message shape, into which later
+//! counts of the same shape are written, rather than laid out again for every request.
+//!
+//! In the Verdana width tables every digit is equally wide, so two messages that differ only in
+//! their digits (`1234` and `5678`, `1.2k` and `3.4k`) give badges that differ only where the
+//! message is written: the same widths, positions and markup. A stamp is one such badge cut at
+//! those places. Which places they are is found, not assumed: the badge is rendered again with
+//! every digit changed, and the bytes that differ must be the message's digits, occurrence after
+//! occurrence; anything else and no stamp is kept. Pure, with a process-wide bounded memo.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{LazyLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use dashmap::DashMap;
+use shields::{Font, get_text_width};
+
+use crate::badge::{self, Look};
+
+/// Stamps kept at most (about 1.3 KB each); the memo starts afresh when full.
+const CAPACITY: usize = 256;
+
+/// Every stamp made, by look; a look has one per message shape seen.
+static STAMPS: LazyLock<Memo> = LazyLock::new(|| Memo {
+    default: RwLock::new(Vec::new()),
+    looks: DashMap::new(),
+    len: AtomicUsize::new(0),
+});
+
+/// Whether the digits share one width in every font the badge styles use: if an update of the
+/// width tables ever broke that, stamps would be wrong, so none are made.
+static DIGITS_SHARE_WIDTHS: LazyLock<bool> = LazyLock::new(|| {
+    [
+        Font::VerdanaNormal11,
+        Font::VerdanaNormal10,
+        Font::VerdanaBold10,
+    ]
+    .into_iter()
+    .all(|font| {
+        let zero = get_text_width("0", font);
+        ["1", "2", "3", "4", "5", "6", "7", "8", "9"]
+            .iter()
+            .all(|digit| get_text_width(digit, font).to_bits() == zero.to_bits())
+    })
+});
+
+struct Memo {
+    /// The stamps of the default look, which nearly every badge has: found without hashing a look.
+    default: RwLock<Vec<Stamp>>,
+    /// The stamps of every other look.
+    looks: DashMap<Look, Vec<Stamp>>,
+    /// Stamps in both.
+    len: AtomicUsize,
+}
+
+impl Memo {
+    /// Counts one more stamp; clears everything first when the memo is full.
+    fn make_room(&self) {
+        if self.len.fetch_add(1, Ordering::Relaxed) >= CAPACITY {
+            write(&self.default).clear();
+            self.looks.clear();
+            self.len.store(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A lock of stamps, which a panic elsewhere cannot leave inconsistent (a push is whole or absent).
+fn read(stamps: &RwLock<Vec<Stamp>>) -> RwLockReadGuard<'_, Vec<Stamp>> {
+    stamps.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write(stamps: &RwLock<Vec<Stamp>>) -> RwLockWriteGuard<'_, Vec<Stamp>> {
+    stamps.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A badge cut where its message's digits are written: `pieces[0]`, the message from its first
+/// digit to its last, `pieces[1]`, …, `pieces[n]`.
+#[derive(Debug)]
+struct Stamp {
+    /// The message with every digit written `0`.
+    shape: Box<str>,
+    pieces: Vec<Box<str>>,
+    /// The part of the message written between the pieces (its first digit to its last).
+    slot: std::ops::Range<usize>,
+}
+
+/// [`badge::render`]: the same bytes, from a stamp when one fits.
+pub fn render(look: &Look, message: &str) -> String {
+    if !*DIGITS_SHARE_WIDTHS {
+        return badge::render(look, message);
+    }
+    if let Some(stamps) = STAMPS.looks.get(look) {
+        if let Some(svg) = fill(&stamps, message) {
+            return svg;
+        }
+    }
+    let svg = badge::render(look, message);
+    if let Some(stamp) = Stamp::cut(look, message, &svg) {
+        STAMPS.make_room();
+        STAMPS.looks.entry(look.clone()).or_default().push(stamp);
+    }
+    svg
+}
+
+/// [`render`] with the default look.
+pub fn render_default(message: &str) -> String {
+    if !*DIGITS_SHARE_WIDTHS {
+        return badge::render(&Look::default(), message);
+    }
+    if let Some(svg) = fill(&read(&STAMPS.default), message) {
+        return svg;
+    }
+    let look = Look::default();
+    let svg = badge::render(&look, message);
+    if let Some(stamp) = Stamp::cut(&look, message, &svg) {
+        STAMPS.make_room();
+        write(&STAMPS.default).push(stamp);
+    }
+    svg
+}
+
+/// The badge for `message` from the stamp of its shape among `stamps`, if there is one.
+fn fill(stamps: &[Stamp], message: &str) -> Option<String> {
+    stamps
+        .iter()
+        .find(|stamp| has_shape(message, &stamp.shape))
+        .map(|stamp| stamp.fill(message))
+}
+
+/// Whether `message` is `shape` but for its digits.
+fn has_shape(message: &str, shape: &str) -> bool {
+    message.len() == shape.len()
+        && message
+            .bytes()
+            .zip(shape.bytes())
+            .all(|(m, s)| m == s || (s == b'0' && m.is_ascii_digit()))
+}
+
+impl Stamp {
+    /// The stamp of `svg`, the badge of `look` and `message`, if it can be cut: the badge of the
+    /// message with every digit changed must differ from it in the message's digits only.
+    fn cut(look: &Look, message: &str, svg: &str) -> Option<Stamp> {
+        let digits: Vec<usize> = message
+            .bytes()
+            .enumerate()
+            .filter_map(|(i, b)| b.is_ascii_digit().then_some(i))
+            .collect();
+        let shape: String = message
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '0' } else { c })
+            .collect();
+        let (Some(&first), Some(&last)) = (digits.first(), digits.last()) else {
+            // No digits: the badge is the same for every message of this shape (this one).
+            return Some(Stamp {
+                shape: shape.into(),
+                pieces: vec![svg.into()],
+                slot: 0..0,
+            });
+        };
+        let other: String = message
+            .chars()
+            .map(|c| match c {
+                '0' => '1',
+                c if c.is_ascii_digit() => '0',
+                c => c,
+            })
+            .collect();
+        let other_svg = badge::render(look, &other);
+        if other_svg.len() != svg.len() {
+            return None;
+        }
+        let differ: Vec<usize> = (svg.bytes().zip(other_svg.bytes()))
+            .enumerate()
+            .filter_map(|(i, (a, b))| (a != b).then_some(i))
+            .collect();
+        if differ.is_empty() || differ.len() % digits.len() != 0 {
+            return None;
+        }
+        let slot = first..last + 1;
+        let mut pieces = Vec::new();
+        let mut from = 0;
+        for group in differ.chunks(digits.len()) {
+            // The message's digits, in order, spaced as in the message, after the last piece.
+            let start = group[0];
+            let end = start + slot.len();
+            let spaced = group
+                .iter()
+                .zip(&digits)
+                .all(|(&at, &i)| at - start == i - first);
+            if !spaced
+                || start < from
+                || svg.get(start..end)? != message.get(slot.clone())?
+                || other_svg.get(start..end)? != other.get(slot.clone())?
+            {
+                return None;
+            }
+            pieces.push(svg.get(from..start)?.into());
+            from = end;
+        }
+        pieces.push(svg.get(from..)?.into());
+        Some(Stamp {
+            shape: shape.into(),
+            pieces,
+            slot,
+        })
+    }
+
+    /// The badge for `message`, which has this stamp's shape.
+    fn fill(&self, message: &str) -> String {
+        let written = message.get(self.slot.clone()).unwrap_or_default();
+        let length = self.pieces.iter().map(|p| p.len()).sum::<usize>()
+            + written.len() * (self.pieces.len() - 1);
+        let mut svg = String::with_capacity(length);
+        for (i, piece) in self.pieces.iter().enumerate() {
+            if i > 0 {
+                svg.push_str(written);
+            }
+            svg.push_str(piece);
+        }
+        svg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::badge::{Color, Style};
+
+    fn looks() -> Vec<Look> {
+        let mut looks = Vec::new();
+        for (_, style) in Style::ALL {
+            for label in ["hits", "", "views 2024", "a<b>&"] {
+                looks.push(Look {
+                    style,
+                    label: label.into(),
+                    color: Color::count(),
+                    label_color: None,
+                });
+                looks.push(Look {
+                    style,
+                    label: label.into(),
+                    color: "ff69b4".parse().unwrap_or_else(|_| Color::count()),
+                    label_color: "abc".parse().ok(),
+                });
+            }
+        }
+        looks
+    }
+
+    #[test]
+    fn the_digits_share_widths() {
+        assert!(*DIGITS_SHARE_WIDTHS, "stamps would never be used");
+    }
+
+    #[test]
+    fn stamped_badges_are_rendered_badges() {
+        let messages = [
+            "0",
+            "7",
+            "42",
+            "999",
+            "1000",
+            "1234",
+            "98765",
+            "1,234",
+            "12,345,678",
+            "1.2k",
+            "12k",
+            "3.4M",
+            "12 / 3,456",
+            "0 / 0",
+            "no url",
+            "8",
+            "1,000",
+            "5.6k",
+            "99 / 1,000",
+        ];
+        for look in looks() {
+            for _round in 0..2 {
+                for message in messages {
+                    let svg = badge::render(&look, message);
+                    assert!(
+                        Stamp::cut(&look, message, &svg).is_some(),
+                        "no stamp for {look:?} {message:?}"
+                    );
+                    assert_eq!(render(&look, message), svg, "{look:?} {message:?}");
+                    if look == Look::default() {
+                        assert_eq!(render_default(message), svg, "{message:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_stamp_is_cut_at_each_written_message() {
+        let look = Look::default();
+        let svg = badge::render(&look, "1234");
+        let stamp = Stamp::cut(&look, "1234", &svg);
+        assert!(
+            stamp.as_ref().is_some_and(|s| s.pieces.len() > 2),
+            "{stamp:?}"
+        );
+        let stamp = Stamp::cut(&look, "4321", &svg);
+        assert!(stamp.is_none(), "a message that is not the badge's");
+    }
+}
