@@ -38,8 +38,9 @@ fn on() -> bool {
     matches!(HANDLE.get(), Some(Some(_)))
 }
 
-/// One answered request.
+/// One answered request: a debug line (`RUST_LOG=debug`), and its count for `/metrics`.
 pub fn request(route: &'static str, status: u16) {
+    tracing::debug!(route, status, "answered");
     if !on() {
         return;
     }
