@@ -58,8 +58,8 @@ fn counting(c: &mut Criterion) {
     group.finish();
 }
 
-/// One flush of `n` (1k, 10k) dirty keys: their totals and day counts written in one sled
-/// transaction, then fsynced. The hits that make them dirty are set up outside the timing.
+/// One flush of `n` (1k, 10k) dirty keys: their packed counts written key by key, in key order,
+/// then fsynced. The hits that make them dirty are set up outside the timing.
 fn flushing(c: &mut Criterion) {
     let mut group = c.benchmark_group("counter::flush");
     // A flush is milliseconds, not nanoseconds: fewer samples keep the run short.
