@@ -6,6 +6,10 @@
 //! pages) peak RSS was 83 MiB with the default, and 51–57 MiB with the threshold fixed, for the
 //! same live data. Fixing the thresholds turns that adjustment off: large blocks are mapped and
 //! unmapped on their own, and freed heap tops go back to the system.
+//!
+//! glibc also gives threads up to eight heap arenas per core, and sled's I/O threads, the
+//! runtime's workers and the flusher's blocking thread each fill their own: one arena per core
+//! took a 100k-page `load.sh` distinct-keys run (20 s) from 57 to 46 MiB peak, a little faster.
 
 /// Blocks at least this big are mapped on their own (glibc's initial default, kept fixed).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -13,6 +17,13 @@ const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 /// Free memory at the top of a heap beyond this goes back to the system.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_THRESHOLD: libc::c_int = 256 * 1024;
+
+/// Heap arenas at most: one per core (at least two), rather than glibc's eight per core.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn arena_max() -> libc::c_int {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX)
+}
 
 /// Applies the settings. Call it first thing in `main`, before the runtime starts threads;
 /// elsewhere than glibc it does nothing.
@@ -23,5 +34,6 @@ pub fn tune_allocator() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
         libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+        libc::mallopt(libc::M_ARENA_MAX, arena_max());
     }
 }
