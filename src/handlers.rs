@@ -241,7 +241,7 @@ pub(crate) fn json(body: &impl Serialize) -> Response {
 
 /// The key of the page to count: `?url=` when present and non-empty, else `Referer`, else
 /// `Referrer` (the original honours both spellings).
-pub(crate) fn target_key(app: &App, query: &Query, headers: &HeaderMap) -> Result<String, Error> {
+pub(crate) fn target_key(app: &App, query: &Query, headers: &HeaderMap) -> Result<Arc<str>, Error> {
     let target = match &query.url {
         Some(url) => url.into(),
         None => ["referer", "referrer"]
