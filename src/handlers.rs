@@ -2,6 +2,7 @@
 //! count it (unless a cookie, the visitor dedupe or the rate limit says not to), and render the
 //! reply: text, an SVG badge, JSON or shields.io's endpoint JSON.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -243,7 +244,7 @@ pub(crate) fn json(body: &impl Serialize) -> Response {
 /// `Referrer` (the original honours both spellings).
 pub(crate) fn target_key(app: &App, query: &Query, headers: &HeaderMap) -> Result<Arc<str>, Error> {
     let target = match &query.url {
-        Some(url) => url.into(),
+        Some(url) => Cow::Borrowed(url.as_ref()),
         None => ["referer", "referrer"]
             .iter()
             .filter_map(|name| headers.get(*name))
