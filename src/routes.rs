@@ -232,9 +232,10 @@ fn visit() -> impl Filter<Extract = (Visit,), Error = Rejection> + Clone {
         .or(warp::head().map(|| Method::HEAD))
         .unify()
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
-        .map(|method, query, headers, peer| Visit {
+        // Last, the biggest: each `and` after it would move the header map once more.
+        .and(warp::header::headers_cloned())
+        .map(|method, query, peer, headers| Visit {
             peer,
             method,
             query,
