@@ -221,13 +221,15 @@ fn suppressed(
 /// The badge: the configured template when there is one and no `style` is asked for, else the
 /// shields-style badge the query describes.
 fn badge_svg(app: &App, query: &Query, counts: Counts, key: &str) -> String {
-    let message = format::message(counts, query.show, query.format);
-    match (&app.settings.svg_template, query.style) {
-        (Some(template), None) => template.render(&message, key),
-        // The default look needs no `Look` built (three allocations) nor hashed to find its stamp.
-        _ if !query.asks_for_look() => stamp::render_default(&message),
-        _ => stamp::render(&query.look(), &message),
-    }
+    format::with_message(counts, query.show, query.format, |message| {
+        match (&app.settings.svg_template, query.style) {
+            (Some(template), None) => template.render(message, key),
+            // The default look needs no `Look` built (three allocations) nor hashed to find its
+            // stamp.
+            _ if !query.asks_for_look() => stamp::render_default(message),
+            _ => stamp::render(&query.look(), message),
+        }
+    })
 }
 
 /// A JSON reply (for the other handler modules too). Serialising these plain structs cannot fail; if it ever did, the reply says so.
