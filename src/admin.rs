@@ -142,7 +142,7 @@ fn admin_key(app: &App, raw_query: &str) -> Result<String, Error> {
     if query.url.is_none() {
         return Err(Error::NoTarget);
     }
-    target_key(app, &query, &Default::default())
+    target_key(app, &query, &Default::default()).map(|key| key.to_string())
 }
 
 #[derive(Serialize)]

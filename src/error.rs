@@ -5,15 +5,12 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 
 use warp::http::StatusCode;
-use warp::http::header::{self, HeaderMap, HeaderValue};
+use warp::http::header::{self, HeaderValue};
 use warp::reply::Response;
 
 use crate::badge;
 use crate::key::KeyError;
 use crate::store::StoreError;
-
-/// Headers a reply makes room for: its content type, the eight common ones, a cookie.
-const REPLY_HEADERS: usize = 10;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -117,16 +114,12 @@ impl Error {
     }
 }
 
-/// A reply with `status`, a static content type and `body`.
+/// A reply with `status`, a static content type and `body`, and the common headers
+/// ([`crate::headers`]) already.
 pub fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response {
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
-    // Room for the common headers (`routes::common_headers`) and a cookie: a map that grows
-    // rehashes, and one that starts empty grows twice on the way to nine headers.
-    *response.headers_mut() = HeaderMap::with_capacity(REPLY_HEADERS);
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    *response.headers_mut() = crate::headers::for_reply(content_type);
     response
 }
 

@@ -68,6 +68,39 @@ pub fn message(counts: Counts, show: Show, format: NumberFormat) -> String {
     }
 }
 
+/// `f` of the message for `counts`, as [`message`] writes it. A plain number (the default) is
+/// written on the stack: `to_string` goes through the formatting machinery and allocates, ~250
+/// instructions of every badge.
+pub fn with_message<R>(
+    counts: Counts,
+    show: Show,
+    format: NumberFormat,
+    f: impl FnOnce(&str) -> R,
+) -> R {
+    let n = match (show, format) {
+        (Show::Total, NumberFormat::Plain) => counts.total,
+        (Show::Today, NumberFormat::Plain) => counts.today,
+        _ => return f(&message(counts, show, format)),
+    };
+    // u64::MAX has 20 digits.
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = n;
+    loop {
+        start -= 1;
+        // `rest % 10` is below 10: the cast cannot truncate.
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    match std::str::from_utf8(&digits[start..]) {
+        Ok(text) => f(text),
+        Err(_) => f(&message(counts, show, format)),
+    }
+}
+
 /// `n` written in `format`.
 pub fn number(n: u64, format: NumberFormat) -> String {
     match format {
@@ -119,6 +152,19 @@ fn short(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// `with_message` hands out what `message` writes.
+        #[test]
+        fn with_message_is_message(total: u64, today: u64, show in 0..3u8, format in 0..3u8) {
+            let counts = Counts { total, today };
+            let show = [Show::Total, Show::Today, Show::Both][usize::from(show)];
+            let format =
+                [NumberFormat::Plain, NumberFormat::Comma, NumberFormat::Short][usize::from(format)];
+            let ours = with_message(counts, show, format, str::to_owned);
+            proptest::prop_assert_eq!(ours, message(counts, show, format));
+        }
+    }
 
     #[test]
     fn short_numbers_follow_shields() {

@@ -4,6 +4,7 @@
 //! slashes are dropped, the host is case-folded and IDNA-encoded (punycode), the path keeps its
 //! case. Normalising a key again gives the same key.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
@@ -172,7 +173,8 @@ fn parsed_key(rest: &str) -> Result<String, KeyError> {
 /// at most `capacity` targets of at most 256 bytes each, and starts afresh when full. No I/O.
 pub struct Memo {
     /// DashMap: concurrent lookups of different targets lock different shards.
-    keys: DashMap<Box<str>, Box<str>>,
+    /// Keys as `Arc`s: a hit hands one out for an increment, not a copy (an allocation).
+    keys: DashMap<Box<str>, Arc<str>>,
     len: AtomicUsize,
     capacity: usize,
 }
@@ -192,23 +194,23 @@ impl Memo {
     /// A plain target (see [`plain_key`]) is remembered only while there is room: keying it
     /// again costs little, and a stream of distinct plain targets (a site's many pages) must not
     /// clear the memo again and again, evicting the targets that need the parser.
-    pub fn normalise(&self, target: &str, max_len: usize) -> Result<String, KeyError> {
+    pub fn normalise(&self, target: &str, max_len: usize) -> Result<Arc<str>, KeyError> {
         if let Some(key) = self.keys.get(target) {
-            return Ok(key.to_string());
+            return Ok(Arc::clone(&key));
         }
         let rest = checked(target, max_len)?;
         let (key, plain) = match plain_key(rest) {
             Some(key) => (key, true),
             None => (parsed_key(rest)?, false),
         };
-        let key = bounded(key, max_len)?;
+        let key: Arc<str> = bounded(key, max_len)?.into();
         let full = self.len.load(Ordering::Relaxed) >= self.capacity;
         if target.len() <= MEMO_MAX_TARGET && !(plain && full) {
             if self.len.fetch_add(1, Ordering::Relaxed) >= self.capacity {
                 self.keys.clear();
                 self.len.store(1, Ordering::Relaxed);
             }
-            self.keys.insert(target.into(), key.as_str().into());
+            self.keys.insert(target.into(), Arc::clone(&key));
         }
         Ok(key)
     }
@@ -342,7 +344,7 @@ mod tests {
             for n in 0..10 {
                 let target = format!("https://Example.COM/{n}/");
                 assert_eq!(
-                    memo.normalise(&target, 2048),
+                    memo.normalise(&target, 2048).map(|key| key.to_string()),
                     normalise(&target, 2048),
                     "round {round}"
                 );

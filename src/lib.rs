@@ -14,7 +14,8 @@
 //! - [`admin`]: the admin API (set, delete, export), only with a token.
 //! - [`guard`]: allow/deny rules, the client address, visitor dedupe and rate limits.
 //! - [`telemetry`]: Prometheus metrics and what is measured.
-//! - [`error`]: the request error enum and its mapping to replies.
+//! - [`error`]: the request error enum and its mapping to replies; [`headers`]: the headers every
+//!   response carries.
 //! - [`key`] (pure): URL → key normalisation.
 //! - [`badge`] (pure): SVG badges in shields.io's styles; [`format`](mod@format) (pure): which count and how
 //!   it is written; [`sparkline`] (pure): the history chart; [`stamp`]: count badges cut from
@@ -41,6 +42,7 @@ pub mod error;
 pub mod format;
 pub mod guard;
 pub mod handlers;
+pub mod headers;
 pub mod key;
 pub mod memory;
 pub mod params;

@@ -12,9 +12,10 @@ pub const DEFAULT_HISTORY_DAYS: u32 = 30;
 
 /// A parsed query string.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Query {
-    /// `url`, when present and non-empty.
-    pub url: Option<String>,
+pub struct Query<'a> {
+    /// `url`, when present and non-empty: borrowed from the query string unless it had to be
+    /// decoded (a copy is an allocation, on every counting request).
+    pub url: Option<Cow<'a, str>>,
     /// `style`, when given.
     pub style: Option<Style>,
     /// `label`; `Some("")` asks for a message-only badge.
@@ -31,9 +32,9 @@ pub struct Query {
     pub days: Option<u32>,
 }
 
-impl Query {
+impl<'a> Query<'a> {
     /// Parses a raw query string (without `?`). Unknown parameters are ignored.
-    pub fn parse(raw: &str) -> Result<Self, Error> {
+    pub fn parse(raw: &'a str) -> Result<Self, Error> {
         let mut query = Query::default();
         // Bit i: PARAMS[i] was given (a bit set rather than a list: no allocation per request).
         let mut seen = 0u8;
@@ -51,7 +52,7 @@ impl Query {
                 reason: reason.into(),
             };
             match name {
-                "url" => query.url = Some(value.into_owned()).filter(|v| !v.is_empty()),
+                "url" => query.url = Some(value).filter(|v| !v.is_empty()),
                 "style" => query.style = Some(value.parse().map_err(bad)?),
                 "label" => query.label = Some(label(&value).map_err(bad)?),
                 "color" => query.color = Some(value.parse().map_err(bad)?),

@@ -64,7 +64,7 @@ fn history(app: &App, visit: &Visit) -> Result<(String, Days, u64), Error> {
     let key = target_key(app, &query, &visit.headers)?;
     let history = app.counter.history(&key, days)?;
     let total = app.counter.peek(&key)?.total;
-    Ok((key, history, total))
+    Ok((key.to_string(), history, total))
 }
 
 /// GET /nocount/top.json: the latest ranking of domains and URLs.

@@ -1,5 +1,5 @@
-//! HTTP routes: one warp filter per endpoint, the state they get, and the headers every response
-//! carries (no-cache, CORS). What an endpoint does lives in [`crate::handlers`].
+//! HTTP routes: one warp filter per endpoint and the state they get; every response gets the
+//! common headers of [`crate::headers`]. What an endpoint does lives in [`crate::handlers`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use warp::{Filter, Rejection};
 
 use crate::error;
 use crate::handlers::{self, App, Render, Visit};
+use crate::headers;
 use crate::web;
 use crate::{admin, reports, telemetry};
 
@@ -60,7 +61,9 @@ pub fn routes(
         .unify();
     // No `warp::trace::request()`: its span cost about 3% of a badge request, and the log
     // lines it gave are [`telemetry::request`]'s debug lines now.
-    optional_header("origin").and(endpoints).map(common_headers)
+    optional_header("origin")
+        .and(endpoints)
+        .map(headers::add_common)
 }
 
 /// The counting endpoints, all `GET|HEAD` with `?url=…` or a Referer:
@@ -76,16 +79,16 @@ pub fn routes(
 fn counting(
     app: &Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+    let app = Arc::clone(app);
+    // `map` with the state captured, not `with_state` and `then`: the handler is synchronous, and
+    // each `and` or `then` layer moves the request's state along once more (~500 instructions).
     warp::path::full()
         .and_then(|path: warp::path::FullPath| async move {
             counting_endpoint(path.as_str()).ok_or_else(warp::reject::not_found)
         })
         .and(visit())
-        .and(with_state(app))
-        .then(
-            |(name, counting, render): (&'static str, bool, Render),
-             visit: Visit,
-             app: Arc<App>| async move {
+        .map(
+            move |(name, counting, render): (&'static str, bool, Render), visit: Visit| {
                 let response = handlers::count(&app, &visit, counting, render);
                 telemetry::request(name, response.status().as_u16());
                 response
@@ -229,45 +232,13 @@ fn visit() -> impl Filter<Extract = (Visit,), Error = Rejection> + Clone {
         .or(warp::head().map(|| Method::HEAD))
         .unify()
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
-        .map(|method, query, headers, peer| Visit {
+        // Last, the biggest: each `and` after it would move the header map once more.
+        .and(warp::header::headers_cloned())
+        .map(|method, query, peer, headers| Visit {
             peer,
             method,
             query,
             headers,
         })
-}
-
-/// Adds the headers every response carries: no caching anywhere (so image proxies such as
-/// GitHub's re-fetch the badge) and CORS that lets a page fetch with credentials. `Cache-Control`
-/// alone: HTTP/1.1 caches ignore `Pragma` and `Expires` beside it, and the two cost about 500
-/// instructions of every request to insert and write.
-fn common_headers(origin: Option<HeaderValue>, mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-store, must-revalidate, max-age=0"),
-    );
-    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    match origin {
-        Some(origin) => {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-            headers.insert(
-                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                HeaderValue::from_static("true"),
-            );
-        }
-        None => {
-            headers.insert(
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            );
-        }
-    }
-    response
 }
