@@ -181,12 +181,12 @@ async fn delete(app: &App, auth: Option<HeaderValue>, query: &str) -> Result<Res
     Ok(json(&DeleteBody { url: &key, deleted }))
 }
 
-/// Flushes pending hits, then streams the store from a blocking thread through a small channel:
+/// Checkpoints pending hits into the counts tree, then streams the store from a blocking thread through a small channel:
 /// the export never holds more than a few chunks in memory.
 async fn stream_export(app: &App, auth: Option<HeaderValue>) -> Result<Response, Error> {
     authorize(app, auth)?;
     let counter = Arc::clone(&app.counter);
-    blocking(move || counter.flush().map(|_| ())).await?;
+    blocking(move || counter.checkpoint().map(|_| ())).await?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let store = app.counter.store().clone();
     tokio::task::spawn_blocking(move || {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 
-use crate::store::Stored;
+use crate::store::{Batch, Stored};
 
 mod entry;
 use entry::{Entry, pack, unpack};
@@ -22,19 +22,16 @@ pub struct Counts {
     pub today: u64,
 }
 
-/// What a flush must write for one cached key.
+/// The final count of a day that ended for a cached key (a later day has hits), until a flush
+/// writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dirty {
+pub struct Retired {
     /// The key.
     pub key: Box<str>,
-    /// Its total now.
-    pub total: u64,
-    /// The day its day count belongs to.
+    /// The day, in days since the Unix epoch.
     pub day: u32,
-    /// Its count on that day now.
-    pub day_count: u64,
-    /// Whether `day` has ended for this key (a later day has hits): its count is final.
-    pub retired: bool,
+    /// The key's hits on that day.
+    pub count: u64,
 }
 
 /// The bounded front cache of hot keys.
@@ -49,7 +46,7 @@ pub struct Cache {
     capacity: usize,
     /// Final counts of days that ended while their key was cached, until a flush writes them.
     /// A plain mutex: pushed once per key per day, drained once per flush.
-    retired: Mutex<Vec<Dirty>>,
+    retired: Mutex<Vec<Retired>>,
 }
 
 impl Cache {
@@ -66,9 +63,9 @@ impl Cache {
     /// Counts one hit for `key` on `day` and returns its new counts.
     ///
     /// A missing key is loaded with `load` (what the store holds for it) under the key's
-    /// shard lock, so two first hits cannot both load. When the cache is full, the hit is handed
-    /// to `write_through` instead, also under that lock, so no concurrent load can see the store
-    /// half-way.
+    /// shard lock, so two first hits cannot both load. When the cache is full, or a third full
+    /// and the key's first recent hit, the hit is handed to `write_through` instead, also under
+    /// that lock, so no concurrent load can see the store half-way.
     pub fn hit<E>(
         &self,
         key: &str,
@@ -82,7 +79,7 @@ impl Cache {
             match self.map.entry(key.into()) {
                 MapEntry::Occupied(entry) => entry.get().hit(day),
                 MapEntry::Vacant(vacant) => {
-                    if self.is_full() {
+                    if !self.admits(key) {
                         return write_through();
                     }
                     let entry = vacant.insert(Entry::new(load()?));
@@ -92,12 +89,10 @@ impl Cache {
             }
         };
         if let Some((day, day_count)) = retired {
-            self.lock_retired().push(Dirty {
+            self.lock_retired().push(Retired {
                 key: key.into(),
-                total: counts.total,
                 day,
-                day_count,
-                retired: true,
+                count: day_count,
             });
         }
         Ok(counts)
@@ -105,8 +100,8 @@ impl Cache {
 
     /// The counts of `key` (today's for `day`) without counting: from the cache, else from `load`
     /// under the key's shard lock. A key the store holds is then cached (clean, so it costs no
-    /// flush) when there is room, so a badge that is only read stops costing store reads; an
-    /// unknown key is never cached.
+    /// flush) when the cache admits it, so a badge that is only read stops costing store reads;
+    /// an unknown key is never cached.
     pub fn peek<E>(
         &self,
         key: &str,
@@ -122,7 +117,7 @@ impl Cache {
                 let Some(stored) = load()? else {
                     return Ok(Counts::default());
                 };
-                if !self.is_full() {
+                if self.admits(key) {
                     vacant.insert(Entry::new(stored));
                     self.len.fetch_add(1, Ordering::Relaxed);
                 }
@@ -185,7 +180,7 @@ impl Cache {
             .lock_retired()
             .iter()
             .filter(|retired| &*retired.key == key)
-            .map(|retired| (retired.day, retired.day_count))
+            .map(|retired| (retired.day, retired.count))
             .collect();
         if let Some(entry) = self.map.get(key) {
             days.push(unpack(entry.day.load(Ordering::Acquire)));
@@ -193,50 +188,66 @@ impl Cache {
         days
     }
 
-    /// What a flush must write: the day counts retired since the last flush, then every entry
-    /// not yet durable.
-    pub fn dirty(&self) -> Vec<Dirty> {
-        let mut dirty = std::mem::take(&mut *self.lock_retired());
-        dirty.extend(
-            self.map
-                .iter()
-                .filter(|entry| !entry.is_clean())
-                .map(|entry| {
-                    let (day, day_count) = unpack(entry.day.load(Ordering::Acquire));
-                    Dirty {
-                        key: entry.key().clone(),
-                        total: entry.total.load(Ordering::Acquire),
-                        day,
-                        day_count,
-                        retired: false,
-                    }
-                }),
-        );
-        dirty
+    /// What a flush must write: the day counts retired since the last flush, and every entry
+    /// not yet durable (with `checkpoint`, also every entry durable only in the journal).
+    pub fn dirty(&self, checkpoint: bool) -> (Vec<Retired>, Batch) {
+        let retired = std::mem::take(&mut *self.lock_retired());
+        let pending = |entry: &Entry| {
+            if checkpoint {
+                !entry.is_saved()
+            } else {
+                !entry.is_clean()
+            }
+        };
+        // Sized by a first pass (with room for keys dirtied meanwhile), so the buffer is never
+        // copied into one twice its size: a flush of the whole cache is megabytes.
+        let (count, key_bytes) = self
+            .map
+            .iter()
+            .filter(|entry| pending(entry.value()))
+            .fold((0, 0), |(n, bytes), entry| {
+                (n + 1, bytes + entry.key().len())
+            });
+        let mut latest = Batch::with_capacity(count + count / 8 + 16, key_bytes + key_bytes / 8);
+        for entry in self.map.iter() {
+            if pending(entry.value()) {
+                let (day, day_count) = unpack(entry.day.load(Ordering::Acquire));
+                let stored = Stored {
+                    total: entry.total.load(Ordering::Acquire),
+                    day,
+                    day_count,
+                };
+                latest.push(entry.key(), &stored);
+            }
+        }
+        (retired, latest)
     }
 
-    /// Records that the store now durably holds what `written` says.
-    pub fn mark_durable(&self, written: &Dirty) {
-        if let Some(entry) = self.map.get(&written.key) {
+    /// Records that the store now durably holds `written` for `key`: in its journal only
+    /// (`journaled`), or in its counts tree.
+    pub fn mark_durable(&self, key: &str, written: &Stored, journaled: bool) {
+        if let Some(entry) = self.map.get(key) {
             entry.durable.fetch_max(written.total, Ordering::AcqRel);
             entry
                 .day_durable
                 .fetch_max(pack(written.day, written.day_count), Ordering::AcqRel);
+            entry.journaled.store(journaled, Ordering::Release);
         }
     }
 
     /// Puts back day counts a failed flush did not write.
-    pub fn unretire(&self, failed: Vec<Dirty>) {
+    pub fn unretire(&self, failed: Vec<Retired>) {
         self.lock_retired().extend(failed);
     }
 
-    /// Evicts clean entries: idle ones always, and every clean one when `all_clean` is set (the
-    /// cache is under pressure). Dirty entries always stay. Returns how many were evicted.
+    /// Evicts saved entries (clean, and not only in the journal): idle ones always, and every
+    /// saved one when `all_clean` is set (the cache is under pressure). Others always stay.
+    /// Returns how many were evicted.
     pub fn sweep(&self, all_clean: bool) -> usize {
         let mut evicted = 0;
         self.map.retain(|_, entry| {
             let touched = entry.touched.swap(false, Ordering::Relaxed);
-            let keep = !entry.is_clean() || (touched && !all_clean);
+            let keep = !entry.is_saved() || (touched && !all_clean);
             evicted += usize::from(!keep);
             keep
         });
@@ -254,12 +265,17 @@ impl Cache {
         self.len() == 0
     }
 
+    /// Whether a missing `key` may be cached now: while the cache is not full.
+    fn admits(&self, _key: &str) -> bool {
+        !self.is_full()
+    }
+
     /// Whether the cache holds as many keys as it may.
     pub fn is_full(&self) -> bool {
         self.len() >= self.capacity
     }
 
-    fn lock_retired(&self) -> std::sync::MutexGuard<'_, Vec<Dirty>> {
+    fn lock_retired(&self) -> std::sync::MutexGuard<'_, Vec<Retired>> {
         // The vector stays consistent even if a holder panicked: take it as it is.
         self.retired
             .lock()
@@ -291,8 +307,8 @@ mod tests {
     }
 
     fn mark_all_durable(cache: &Cache) {
-        for dirty in cache.dirty() {
-            cache.mark_durable(&dirty);
+        for (key, stored) in cache.dirty(true).1.iter() {
+            cache.mark_durable(key, &stored, false);
         }
     }
 
@@ -302,14 +318,22 @@ mod tests {
         assert_eq!(hit(&cache, "a", 5), 6);
         assert_eq!(hit(&cache, "a", 999), 7, "a cached key is not loaded again");
         assert_eq!(cache.get("a", 1), Some(Counts { total: 7, today: 2 }));
-        let dirty = cache.dirty();
-        assert_eq!(dirty.len(), 1);
+        let (retired, latest) = cache.dirty(false);
+        assert!(retired.is_empty());
+        let latest: Vec<(&str, Stored)> = latest.iter().collect();
         assert_eq!(
-            (dirty[0].total, dirty[0].day, dirty[0].day_count),
-            (7, 1, 2)
+            latest,
+            vec![(
+                "a",
+                Stored {
+                    total: 7,
+                    day: 1,
+                    day_count: 2
+                }
+            )]
         );
         mark_all_durable(&cache);
-        assert!(cache.dirty().is_empty());
+        assert!(cache.dirty(false).1.is_empty());
     }
 
     #[test]
@@ -325,7 +349,12 @@ mod tests {
         let mut days = cache.day_counts("a");
         days.sort_unstable();
         assert_eq!(days, vec![(1, 3), (2, 1)]);
-        let dirty: Vec<(u32, u64)> = cache.dirty().iter().map(|d| (d.day, d.day_count)).collect();
+        let (retired, latest) = cache.dirty(false);
+        let dirty: Vec<(u32, u64)> = retired
+            .iter()
+            .map(|r| (r.day, r.count))
+            .chain(latest.iter().map(|(_, s)| (s.day, s.day_count)))
+            .collect();
         assert_eq!(
             dirty,
             vec![(1, 3), (2, 1)],
@@ -350,7 +379,11 @@ mod tests {
                 today: 0
             })
         );
-        assert!(cache.dirty().is_empty(), "loading writes nothing");
+        let (retired, latest) = cache.dirty(false);
+        assert!(
+            retired.is_empty() && latest.is_empty(),
+            "loading writes nothing"
+        );
         assert_eq!(
             hit_on(&cache, "a", 5, 999),
             Counts {
@@ -358,10 +391,11 @@ mod tests {
                 today: 1
             }
         );
-        let dirty: Vec<(u32, u64, bool)> = cache
-            .dirty()
+        let (retired, latest) = cache.dirty(false);
+        let dirty: Vec<(u32, u64, bool)> = retired
             .iter()
-            .map(|d| (d.day, d.day_count, d.retired))
+            .map(|r| (r.day, r.count, true))
+            .chain(latest.iter().map(|(_, s)| (s.day, s.day_count, false)))
             .collect();
         assert_eq!(dirty, vec![(3, 4, true), (5, 1, false)]);
     }
@@ -371,15 +405,38 @@ mod tests {
         let cache = Cache::new(10);
         hit(&cache, "clean", 0);
         hit(&cache, "dirty", 0);
-        let clean = cache.dirty().into_iter().find(|d| &*d.key == "clean");
-        if let Some(clean) = clean {
-            cache.mark_durable(&clean);
+        hit(&cache, "journaled", 0);
+        for (key, stored) in cache.dirty(false).1.iter() {
+            match key {
+                "clean" => cache.mark_durable(key, &stored, false),
+                "journaled" => cache.mark_durable(key, &stored, true),
+                _ => {}
+            }
         }
-        assert_eq!(cache.sweep(false), 0, "both were touched in this interval");
+        assert_eq!(cache.sweep(false), 0, "all were touched in this interval");
         assert_eq!(cache.sweep(false), 1, "the clean one is now idle");
         assert_eq!(cache.get("clean", 1), None);
         assert_eq!(cache.get("dirty", 1).map(|c| c.total), Some(1));
-        assert_eq!(cache.len(), 1);
+        assert_eq!(
+            cache.sweep(true),
+            0,
+            "only in the journal: kept even under pressure"
+        );
+        let keys = |checkpoint| {
+            let mut keys: Vec<Box<str>> = cache
+                .dirty(checkpoint)
+                .1
+                .iter()
+                .map(|(key, _)| key.into())
+                .collect();
+            keys.sort_unstable();
+            keys
+        };
+        assert_eq!(keys(false), vec!["dirty".into()]);
+        assert_eq!(keys(true), vec!["dirty".into(), "journaled".into()]);
+        mark_all_durable(&cache);
+        assert_eq!(cache.sweep(false), 2, "checkpointed and idle");
+        assert_eq!(cache.len(), 0);
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub async fn run_with_clock(
         urls: settings.top_urls,
     }));
     let refresher = spawn_refresher(
-        counter.store().clone(),
+        Arc::clone(&counter),
         settings.ranking.clone(),
         Arc::clone(&top),
         Arc::clone(&clock),

@@ -5,11 +5,16 @@
 //! Synchronous; knows nothing of HTTP.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use sled::transaction::TransactionError;
 
+mod batch;
 mod bulk;
 mod encoding;
+mod journal;
+
+pub use batch::Batch;
 pub use bulk::Merge;
 use encoding::{Value, day_from, day_key, decode, pack, total_of, unpack};
 
@@ -37,6 +42,9 @@ pub enum StoreError {
     /// sled reported an error (I/O, corruption).
     #[error("store error: {0}")]
     Sled(#[from] sled::Error),
+    /// Reading, writing or syncing the journal file failed.
+    #[error("journal error: {0}")]
+    Journal(#[from] std::io::Error),
     /// A stored value has the wrong length: the data dir was written by something else.
     #[error("stored count for {key:?} is {len} bytes, not 8 or 20")]
     BadValue {
@@ -67,6 +75,14 @@ pub enum OpenError {
         /// The data directory.
         dir: PathBuf,
     },
+    /// The journal of an unclean shutdown could not be replayed.
+    #[error("cannot replay the journal in {}: {source}", dir.display())]
+    Replay {
+        /// The data directory.
+        dir: PathBuf,
+        /// What went wrong.
+        source: StoreError,
+    },
     /// sled could not open the database inside the directory.
     #[error("cannot open the database in {}: {source}", dir.display())]
     Sled {
@@ -83,6 +99,12 @@ pub struct Store {
     db: sled::Db,
     counts: sled::Tree,
     days: sled::Tree,
+    /// The server's own settings: the cookie secret, the journal's generation.
+    meta: sled::Tree,
+    /// Flushes' latest counts not yet checkpointed into `counts` ([`journal`]); `None` only
+    /// while opening. A mutex, shared by clones: appends and checkpoints must not interleave,
+    /// and only flushes (which never overlap) take it.
+    journal: Arc<Mutex<Option<journal::Journal>>>,
 }
 
 /// What the store holds for one key: its total, and the latest day it was counted on with that
@@ -136,7 +158,24 @@ impl Store {
         };
         let counts = tree(COUNTS_TREE)?;
         let days = tree(DAYS_TREE)?;
-        Ok(Self { db, counts, days })
+        let meta = tree(META_TREE)?;
+        let mut store = Self {
+            db,
+            counts,
+            days,
+            meta,
+            journal: Arc::new(Mutex::new(None)),
+        };
+        let replayed = store
+            .open_journal(dir)
+            .map_err(|source| OpenError::Replay {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        if replayed > 0 {
+            tracing::info!(replayed, "replayed the journal of an unclean shutdown");
+        }
+        Ok(store)
     }
 
     /// The stored total for `key`, or `None` if the key was never counted.
@@ -308,7 +347,7 @@ impl Store {
     /// The secret that signs anti-refresh cookies: made once with `rand`, then kept, so cookies
     /// stay valid across restarts.
     pub fn cookie_secret(&self) -> Result<[u8; 32], StoreError> {
-        let meta = self.db.open_tree(META_TREE)?;
+        let meta = &self.meta;
         let fresh: [u8; 32] = rand::random();
         // compare_and_swap keeps whichever secret was stored first.
         let stored = match meta.compare_and_swap(COOKIE_SECRET_KEY, None::<&[u8]>, Some(&fresh))? {

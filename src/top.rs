@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
+use crate::counter::Counter;
 use crate::store::{Store, StoreError};
 use crate::telemetry;
 
@@ -188,10 +189,11 @@ impl Latest {
 }
 
 /// The refresher task: owned by the server, stopped by its shutdown signal. It first ranks one
-/// `every` after start (so start-up never scans the store), then every `every`. With
+/// `every` after start (so start-up never scans the store), then every `every`, each time right
+/// after a checkpoint, so the counts tree it scans holds every flushed hit. With
 /// `metrics: Some(n)` it also measures the store and exports the views of the top `n` URLs.
 pub fn spawn_refresher(
-    store: Store,
+    counter: Arc<Counter>,
     ranking: Ranking,
     latest: Arc<Latest>,
     clock: Arc<dyn Clock>,
@@ -210,12 +212,14 @@ pub fn spawn_refresher(
                 _ = ticker.tick() => {}
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
-            let (store, ranking, now) = (store.clone(), ranking.clone(), clock.now_ms());
+            let (counter, ranking, now) = (Arc::clone(&counter), ranking.clone(), clock.now_ms());
             let ranked = tokio::task::spawn_blocking(move || {
+                counter.checkpoint()?;
+                let store = counter.store();
                 if let Some(top_urls) = metrics {
                     let bytes = store.size_on_disk()?;
                     telemetry::store_size(store.len() as u64, bytes);
-                    let top = rank(&store, &ranking, now)?;
+                    let top = rank(store, &ranking, now)?;
                     let rows: Vec<(String, u64)> = top
                         .urls
                         .iter()
@@ -225,7 +229,7 @@ pub fn spawn_refresher(
                     telemetry::url_views(&rows);
                     return Ok(top);
                 }
-                rank(&store, &ranking, now)
+                rank(store, &ranking, now)
             });
             match ranked.await {
                 Ok(Ok(top)) => latest.set(top),

@@ -36,6 +36,10 @@ pub(super) struct Entry {
     /// Set by every hit, cleared by every sweep: an entry untouched for a whole flush interval
     /// is idle and may be evicted once clean.
     pub(super) touched: AtomicBool,
+    /// Set when `durable` reached the store's journal only, cleared when a checkpoint wrote it
+    /// into the counts tree: until then the entry must stay, since a load from the tree would
+    /// be behind. Changed only by flushes, which never overlap.
+    pub(super) journaled: AtomicBool,
 }
 
 impl Entry {
@@ -49,6 +53,7 @@ impl Entry {
             day: AtomicU64::new(day),
             day_durable: AtomicU64::new(day),
             touched: AtomicBool::new(true),
+            journaled: AtomicBool::new(false),
         }
     }
 
@@ -87,6 +92,11 @@ impl Entry {
             total: self.total.load(Ordering::Acquire),
             today: if entry_day == day { count } else { 0 },
         }
+    }
+
+    /// Whether the entry may leave the cache: clean, and in the counts tree, not only the journal.
+    pub(super) fn is_saved(&self) -> bool {
+        self.is_clean() && !self.journaled.load(Ordering::Acquire)
     }
 
     pub(super) fn is_clean(&self) -> bool {

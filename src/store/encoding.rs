@@ -4,7 +4,7 @@
 use super::{StoreError, Stored};
 
 /// Bytes of a packed counts value.
-const PACKED_LEN: usize = 20;
+pub(super) const PACKED_LEN: usize = 20;
 /// Bytes of a counts value that holds only a total (data dirs of the first releases).
 const TOTAL_LEN: usize = 8;
 

@@ -1,0 +1,177 @@
+//! A flush's latest counts, encoded once, as the journal stores them: the journal appends the
+//! bytes as they are, a checkpoint reads them back in key order. About 25 bytes more than its
+//! key per page and no allocation per page: a flush of the whole front cache (150,000 pages)
+//! took 21 MB as owned keys in vectors, and its peak counted in the flood's RSS.
+//!
+//! The encoding is entries of `key length (u32, big-endian) | key | packed counts value`.
+
+use super::encoding::{PACKED_LEN, Value, pack, unpack};
+use super::{StoreError, Stored};
+
+/// The key under which a malformed entry is reported.
+const BATCH_KEY: &str = "(journal)";
+
+/// Pages and their latest counts, in the order pushed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Batch {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty batch with room for `entries` entries whose keys take `key_bytes` in all.
+    pub fn with_capacity(entries: usize, key_bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(entries * (4 + PACKED_LEN) + key_bytes),
+            len: 0,
+        }
+    }
+
+    /// Adds `key` with its counts.
+    pub fn push(&mut self, key: &str, stored: &Stored) {
+        let len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+        self.bytes.extend_from_slice(&len.to_be_bytes());
+        self.bytes.extend_from_slice(key.as_bytes());
+        self.bytes.extend_from_slice(&pack(stored));
+        self.len += 1;
+    }
+
+    /// How many entries it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The entries, in the order pushed.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Stored)> {
+        // A batch only holds what `push` encoded: nothing to stop at.
+        entries(&self.bytes).map_while(Result::ok)
+    }
+
+    /// The entries in key order (neighbouring keys share sled's tree nodes); sorts positions,
+    /// four bytes each, rather than the entries.
+    pub(super) fn in_key_order(&self) -> impl Iterator<Item = (&str, Stored)> {
+        let mut starts: Vec<u32> = Vec::with_capacity(self.len);
+        let mut at = 0;
+        while let Some(Ok((key, _))) = entries(&self.bytes[at..]).next() {
+            starts.push(u32::try_from(at).unwrap_or(u32::MAX));
+            at += 4 + key.len() + PACKED_LEN;
+        }
+        let bytes = &self.bytes;
+        // Compares key bytes (the order of `str`s) without decoding the rest.
+        let key_at = |start: u32| {
+            let start = start as usize;
+            let len = bytes
+                .get(start..start + 4)
+                .and_then(|len| <[u8; 4]>::try_from(len).ok())
+                .map_or(0, |len| u32::from_be_bytes(len) as usize);
+            bytes.get(start + 4..start + 4 + len).unwrap_or_default()
+        };
+        starts.sort_unstable_by(|&a, &b| key_at(a).cmp(key_at(b)));
+        starts.into_iter().filter_map(|start| {
+            bytes
+                .get(start as usize..)
+                .and_then(|rest| entries(rest).next())
+                .and_then(Result::ok)
+        })
+    }
+
+    /// The encoded entries.
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// The entries of `bytes` in the batch encoding, in order; a malformed one is an error and the
+/// last item.
+pub(super) fn entries(bytes: &[u8]) -> impl Iterator<Item = Result<(&str, Stored), StoreError>> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let entry = split_entry(rest);
+        rest = match &entry {
+            Ok((_, _, tail)) => tail,
+            Err(_) => &[],
+        };
+        Some(entry.map(|(key, stored, _)| (key, stored)))
+    })
+}
+
+/// The first entry of `bytes` and what follows it.
+fn split_entry(bytes: &[u8]) -> Result<(&str, Stored, &[u8]), StoreError> {
+    let malformed = |len| StoreError::BadValue {
+        key: BATCH_KEY.to_owned(),
+        len,
+    };
+    let (len, tail) = bytes
+        .split_first_chunk::<4>()
+        .ok_or(malformed(bytes.len()))?;
+    let len = u32::from_be_bytes(*len) as usize;
+    let key = tail.get(..len).ok_or(malformed(tail.len()))?;
+    let key = std::str::from_utf8(key).map_err(|_| malformed(len))?;
+    let value = tail
+        .get(len..len + PACKED_LEN)
+        .ok_or(malformed(tail.len()))?;
+    let Value::Packed(stored) = unpack(key, value)? else {
+        return Err(malformed(value.len()));
+    };
+    Ok((key, stored, &tail[len + PACKED_LEN..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(total: u64, day: u32, day_count: u64) -> Stored {
+        Stored {
+            total,
+            day,
+            day_count,
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_in_both_orders_and_malformed_bytes_are_errors() {
+        let pushed = [
+            ("example.com/é", stored(9, 7, 3)),
+            ("a", stored(1, 2, 1)),
+            ("", stored(0, 0, 0)),
+        ];
+        let mut batch = Batch::new();
+        assert!(batch.is_empty());
+        for (key, stored) in &pushed {
+            batch.push(key, stored);
+        }
+        assert_eq!(batch.len(), 3);
+        assert_eq!(
+            batch.as_bytes().len(),
+            3 * (4 + PACKED_LEN) + 1 + "example.com/é".len()
+        );
+        assert_eq!(batch.iter().collect::<Vec<_>>(), pushed);
+        let sorted: Vec<&str> = batch.in_key_order().map(|(key, _)| key).collect();
+        assert_eq!(sorted, ["", "a", "example.com/é"]);
+        let bytes = batch.as_bytes();
+        let first = 4 + "example.com/é".len() + PACKED_LEN;
+        for cut in (1..bytes.len()).filter(|&cut| cut != first && cut != first + 4 + 1 + PACKED_LEN)
+        {
+            let decoded: Vec<_> = entries(&bytes[..cut]).collect();
+            assert!(
+                decoded.last().is_some_and(Result::is_err),
+                "cut at {cut}: {decoded:?}"
+            );
+        }
+        assert_eq!(entries(&bytes[..first]).count(), 1);
+        assert_eq!(entries(&[]).count(), 0);
+    }
+}
