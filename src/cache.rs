@@ -10,7 +10,9 @@ use dashmap::mapref::entry::Entry as MapEntry;
 
 use crate::store::{Batch, Stored};
 
+mod admission;
 mod entry;
+use admission::Doorkeeper;
 use entry::{Entry, pack, unpack};
 
 /// A key's total and its count on one UTC day.
@@ -47,6 +49,8 @@ pub struct Cache {
     /// Final counts of days that ended while their key was cached, until a flush writes them.
     /// A plain mutex: pushed once per key per day, drained once per flush.
     retired: Mutex<Vec<Retired>>,
+    /// Pages hit once recently: past a third of `capacity`, only pages seen again are cached.
+    doorkeeper: Doorkeeper,
 }
 
 impl Cache {
@@ -57,6 +61,7 @@ impl Cache {
             len: AtomicUsize::new(0),
             capacity: capacity.max(1),
             retired: Mutex::new(Vec::new()),
+            doorkeeper: Doorkeeper::new(capacity),
         }
     }
 
@@ -265,9 +270,11 @@ impl Cache {
         self.len() == 0
     }
 
-    /// Whether a missing `key` may be cached now: while the cache is not full.
-    fn admits(&self, _key: &str) -> bool {
-        !self.is_full()
+    /// Whether a missing `key` may be cached now: always while the cache is less than a third
+    /// full, never when it is full, and otherwise from the key's second recent hit.
+    fn admits(&self, key: &str) -> bool {
+        let len = self.len();
+        len < self.capacity.div_ceil(3) || (len < self.capacity && self.doorkeeper.admit(key))
     }
 
     /// Whether the cache holds as many keys as it may.
@@ -458,6 +465,32 @@ mod tests {
         assert_eq!(cache.get("b", 1), None);
         assert_eq!(cache.len(), 1);
         assert_eq!(hit(&cache, "a", 0), 2, "cached keys still count when full");
+    }
+
+    #[test]
+    fn past_a_third_full_a_key_is_cached_from_its_second_hit() {
+        let cache = Cache::new(9);
+        for key in ["a", "b", "c"] {
+            hit(&cache, key, 0);
+        }
+        let mut wrote_through = 0;
+        let mut hit_d = || {
+            let counts: Result<Counts, NoError> = cache.hit(
+                "d",
+                1,
+                || Ok(Stored::default()),
+                || {
+                    wrote_through += 1;
+                    Ok(Counts { total: 1, today: 1 })
+                },
+            );
+            counts.ok()
+        };
+        assert_eq!(hit_d().map(|c| c.total), Some(1));
+        assert_eq!(hit_d().map(|c| c.total), Some(1), "loaded and cached");
+        assert_eq!(hit_d().map(|c| c.total), Some(2));
+        assert_eq!(wrote_through, 1, "only the first hit went to the store");
+        assert_eq!(cache.len(), 4);
     }
 
     #[test]

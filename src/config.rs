@@ -32,10 +32,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub flush_interval_ms: u64,
 
-    /// How many URLs the in-memory front cache holds (about 110 bytes each). When it is full of
-    /// unflushed counts, hits are written straight to the store, so memory stays bounded and no
+    /// How many URLs the in-memory front cache holds (about 150 bytes each). Past a third full,
+    /// a URL is cached from its second recent hit, so a flood of URLs hit once each is written
+    /// straight to the store; when full, so is every uncached hit. Memory stays bounded and no
     /// hit is dropped.
-    #[arg(long, env = "HITCOUNTER_CACHE_CAPACITY", default_value_t = 50_000,
+    #[arg(long, env = "HITCOUNTER_CACHE_CAPACITY", default_value_t = 150_000,
           value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub cache_capacity: u64,
 
@@ -345,7 +346,7 @@ mod tests {
     fn defaults_are_the_documented_ones() -> Result<(), Box<dyn std::error::Error>> {
         let settings = Config::try_parse_from(["hitcounter"])?.validate()?;
         assert_eq!(settings.flush_interval, Duration::from_millis(1000));
-        assert_eq!(settings.cache_capacity, 50_000);
+        assert_eq!(settings.cache_capacity, 150_000);
         assert_eq!(settings.cookie_window_secs, 60);
         assert_eq!(settings.cookie_value_length, 12);
         assert_eq!(settings.max_url_length, 2048);
