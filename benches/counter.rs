@@ -58,33 +58,45 @@ fn counting(c: &mut Criterion) {
     group.finish();
 }
 
-/// One flush of `n` (1k, 10k) dirty keys: their packed counts written key by key, in key order,
-/// then fsynced. The hits that make them dirty are set up outside the timing.
+/// One flush of `n` (1k, 10k) dirty keys, each way it can go: appended to the journal and
+/// fsynced (every flush between checkpoints), or a checkpoint (their packed counts written into
+/// sled key by key, in key order, then fsynced, about once a minute). The hits that make them
+/// dirty are set up outside the timing.
 fn flushing(c: &mut Criterion) {
     let mut group = c.benchmark_group("counter::flush");
     // A flush is milliseconds, not nanoseconds: fewer samples keep the run short.
     group.sample_size(10);
     for n in [1_000_usize, 10_000] {
-        let (_dir, counter) = new_counter();
         let keys: Vec<String> = (0..n).map(|i| format!("example.com/page/{i}")).collect();
         group.throughput(Throughput::Elements(n as u64));
-        group.bench_with_input(BenchmarkId::new("dirty-keys", n), &keys, |b, keys| {
-            b.iter_batched(
-                || {
-                    for key in keys {
-                        if let Err(err) = counter.hit(key) {
-                            panic!("hit failed: {err}");
+        for way in ["journal", "checkpoint"] {
+            let (_dir, counter) = new_counter();
+            let id = BenchmarkId::new(format!("dirty-keys/{way}"), n);
+            group.bench_with_input(id, &keys, |b, keys| {
+                b.iter_batched(
+                    || {
+                        for key in keys {
+                            if let Err(err) = counter.hit(key) {
+                                panic!("hit failed: {err}");
+                            }
                         }
-                    }
-                },
-                |()| match counter.flush() {
-                    // At least: a day that ends mid-run adds its retired counts.
-                    Ok(report) => assert!(report.written >= n, "{report:?}"),
-                    Err(err) => panic!("flush failed: {err}"),
-                },
-                BatchSize::PerIteration,
-            )
-        });
+                    },
+                    |()| {
+                        let flushed = if way == "checkpoint" {
+                            counter.checkpoint()
+                        } else {
+                            counter.flush()
+                        };
+                        match flushed {
+                            // At least: a day that ends mid-run adds its retired counts.
+                            Ok(report) => assert!(report.written >= n, "{report:?}"),
+                            Err(err) => panic!("flush failed: {err}"),
+                        }
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
     }
     group.finish();
 }
