@@ -43,7 +43,7 @@ pub fn routes(app: &Arc<App>) -> Vec<Route> {
                 reply(
                     StatusCode::NOT_FOUND,
                     "text/plain; charset=utf-8",
-                    "not found".into(),
+                    "not found",
                 )
             })
             .boxed();
@@ -261,7 +261,7 @@ fn json(body: &impl Serialize) -> Response {
         Err(_) => reply(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain; charset=utf-8",
-            "cannot serialise the reply".into(),
+            "cannot serialise the reply",
         ),
     }
 }

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::convert::Infallible;
 
+use bytes::Bytes;
 use warp::http::StatusCode;
 use warp::http::header::{self, HeaderValue};
 use warp::reply::Response;
@@ -116,8 +117,8 @@ impl Error {
 
 /// A reply with `status`, a static content type and `body`, and the common headers
 /// ([`crate::headers`]) already.
-pub fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response {
-    let mut response = Response::new(body.into());
+pub fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response {
+    let mut response = Response::new(body.into().into());
     *response.status_mut() = status;
     *response.headers_mut() = crate::headers::for_reply(content_type);
     response

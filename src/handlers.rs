@@ -5,6 +5,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use warp::http::header::{self, HeaderMap, HeaderValue};
@@ -220,10 +222,10 @@ fn suppressed(
 
 /// The badge: the configured template when there is one and no `style` is asked for, else the
 /// shields-style badge the query describes.
-fn badge_svg(app: &App, query: &Query, counts: Counts, key: &str) -> String {
+fn badge_svg(app: &App, query: &Query, counts: Counts, key: &str) -> Bytes {
     format::with_message(counts, query.show, query.format, |message| {
         match (&app.settings.svg_template, query.style) {
-            (Some(template), None) => template.render(message, key),
+            (Some(template), None) => template.render(message, key).into(),
             // The default look needs no `Look` built (three allocations) nor hashed to find its
             // stamp.
             _ if !query.asks_for_look() => stamp::render_default(message),
@@ -241,7 +243,7 @@ pub(crate) fn json(body: &impl Serialize) -> Response {
             reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "application/json",
-                r#"{"error":"cannot serialise the reply"}"#.into(),
+                r#"{"error":"cannot serialise the reply"}"#,
             )
         }
     }

@@ -32,6 +32,7 @@
 
 pub mod admin;
 pub mod badge;
+pub mod body;
 pub mod cache;
 pub mod cli;
 pub mod clock;

@@ -82,12 +82,12 @@ pub fn top_json(app: &App) -> Response {
 /// GET /healthz: `ok` when the store answers a read.
 pub fn healthz(app: &App) -> Response {
     if app.counter.store().is_healthy() {
-        reply(StatusCode::OK, "text/plain; charset=utf-8", "ok".into())
+        reply(StatusCode::OK, "text/plain; charset=utf-8", "ok")
     } else {
         reply(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain; charset=utf-8",
-            "the store does not answer".into(),
+            "the store does not answer",
         )
     }
 }

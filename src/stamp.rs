@@ -11,10 +11,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use bytes::Bytes;
 use dashmap::DashMap;
 use shields::{Font, get_text_width};
 
 use crate::badge::{self, Look};
+use crate::body;
 
 /// Stamps kept at most (about 1.3 KB each); the memo starts afresh when full.
 const CAPACITY: usize = 256;
@@ -84,9 +86,9 @@ struct Stamp {
 }
 
 /// [`badge::render`]: the same bytes, from a stamp when one fits.
-pub fn render(look: &Look, message: &str) -> String {
+pub fn render(look: &Look, message: &str) -> Bytes {
     if !*DIGITS_SHARE_WIDTHS {
-        return badge::render(look, message);
+        return badge::render(look, message).into();
     }
     if let Some(stamps) = STAMPS.looks.get(look) {
         if let Some(svg) = fill(&stamps, message) {
@@ -98,13 +100,13 @@ pub fn render(look: &Look, message: &str) -> String {
         STAMPS.make_room();
         STAMPS.looks.entry(look.clone()).or_default().push(stamp);
     }
-    svg
+    svg.into()
 }
 
 /// [`render`] with the default look.
-pub fn render_default(message: &str) -> String {
+pub fn render_default(message: &str) -> Bytes {
     if !*DIGITS_SHARE_WIDTHS {
-        return badge::render(&Look::default(), message);
+        return badge::render(&Look::default(), message).into();
     }
     if let Some(svg) = fill(&read(&STAMPS.default), message) {
         return svg;
@@ -115,11 +117,11 @@ pub fn render_default(message: &str) -> String {
         STAMPS.make_room();
         write(&STAMPS.default).push(stamp);
     }
-    svg
+    svg.into()
 }
 
 /// The badge for `message` from the stamp of its shape among `stamps`, if there is one.
-fn fill(stamps: &[Stamp], message: &str) -> Option<String> {
+fn fill(stamps: &[Stamp], message: &str) -> Option<Bytes> {
     stamps
         .iter()
         .find(|stamp| has_shape(message, &stamp.shape))
@@ -205,18 +207,18 @@ impl Stamp {
     }
 
     /// The badge for `message`, which has this stamp's shape.
-    fn fill(&self, message: &str) -> String {
+    fn fill(&self, message: &str) -> Bytes {
         let written = message.get(self.slot.clone()).unwrap_or_default();
         let length = self.pieces.iter().map(|p| p.len()).sum::<usize>()
             + written.len() * (self.pieces.len() - 1);
-        let mut svg = String::with_capacity(length);
-        for (i, piece) in self.pieces.iter().enumerate() {
-            if i > 0 {
-                svg.push_str(written);
+        body::filled(length, |svg| {
+            for (i, piece) in self.pieces.iter().enumerate() {
+                if i > 0 {
+                    svg.extend_from_slice(written.as_bytes());
+                }
+                svg.extend_from_slice(piece.as_bytes());
             }
-            svg.push_str(piece);
-        }
-        svg
+        })
     }
 }
 
