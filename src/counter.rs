@@ -211,6 +211,12 @@ impl Counter {
                 Ok(_) if checkpoint => *journal = Journal::new(),
                 Ok(bytes) => journal.bytes += bytes,
                 Err(err) => {
+                    if !checkpoint {
+                        // A record cut short by the error may sit at the journal's end: replay
+                        // stops there, so nothing may be appended after it. The next flush
+                        // checkpoints instead, which starts a new file.
+                        journal.bytes = journal.bytes.max(CHECKPOINT_BYTES);
+                    }
                     self.store_dirty.fetch_or(wrote_through, Ordering::AcqRel);
                     // Cached entries stay dirty by themselves; retired days must be put back.
                     drop(days);
