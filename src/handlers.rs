@@ -22,7 +22,7 @@ use crate::counter::Counter;
 use crate::error::{Error, Output, reply};
 use crate::format;
 use crate::guard::{Dedupe, RateLimit, client_ip, forwarded_https};
-use crate::key;
+use crate::key::{self, Key};
 use crate::params::Query;
 use crate::stamp;
 use crate::telemetry;
@@ -251,9 +251,13 @@ pub(crate) fn json(body: &impl Serialize) -> Response {
 
 /// The key of the page to count: `?url=` when present and non-empty, else `Referer`, else
 /// `Referrer` (the original honours both spellings).
-pub(crate) fn target_key(app: &App, query: &Query, headers: &HeaderMap) -> Result<Arc<str>, Error> {
+pub(crate) fn target_key<'a>(
+    app: &App,
+    query: &Query<'a>,
+    headers: &'a HeaderMap,
+) -> Result<Key<'a>, Error> {
     let target = match &query.url {
-        Some(url) => Cow::Borrowed(url.as_ref()),
+        Some(url) => url.clone(),
         None => ["referer", "referrer"]
             .iter()
             .filter_map(|name| headers.get(*name))
@@ -261,7 +265,12 @@ pub(crate) fn target_key(app: &App, query: &Query, headers: &HeaderMap) -> Resul
             .map(|value| String::from_utf8_lossy(value.as_bytes()))
             .ok_or(Error::NoTarget)?,
     };
-    Ok(app.keys.normalise(&target, app.settings.max_url_length)?)
+    let max = app.settings.max_url_length;
+    Ok(match target {
+        Cow::Borrowed(target) => app.keys.normalise(target, max)?,
+        // Decoded or repaired: the key cannot borrow from the request.
+        Cow::Owned(target) => app.keys.normalise(&target, max)?.into_shared(),
+    })
 }
 
 /// Whether the cookie should be `Secure` (and `SameSite=None`).

@@ -42,7 +42,7 @@ pub enum KeyError {
 pub fn normalise(target: &str, max_len: usize) -> Result<String, KeyError> {
     let rest = checked(target, max_len)?;
     let key = match plain_key(rest) {
-        Some(key) => key,
+        Some(key) => key.to_owned(),
         None => parsed_key(rest)?,
     };
     bounded(key, max_len)
@@ -84,7 +84,8 @@ fn bounded(key: String, max_len: usize) -> Result<String, KeyError> {
 /// might need the parser: a port, user info, a host not of lower-case ASCII labels that start
 /// with a letter (upper case, IDNA, numbers that read as IPv4, empty labels, trailing dots), a
 /// path with a dot segment, a backslash, or a character the parser would percent-encode.
-fn plain_key(rest: &str) -> Option<String> {
+/// The key is a prefix of `rest`: it is handed out as a slice, without a copy.
+fn plain_key(rest: &str) -> Option<&str> {
     let host_end = rest
         .bytes()
         .position(|b| matches!(b, b'/' | b'?' | b'#' | b'\\'))
@@ -102,10 +103,7 @@ fn plain_key(rest: &str) -> Option<String> {
         return None;
     }
     let path = path.trim_end_matches('/');
-    let mut key = String::with_capacity(host.len() + path.len());
-    key.push_str(host);
-    key.push_str(path);
-    Some(key)
+    rest.get(..host.len() + path.len())
 }
 
 /// A host label IDNA passes through unchanged (the `idna` crate's own ASCII fast path): a
@@ -168,6 +166,37 @@ fn parsed_key(rest: &str) -> Result<String, KeyError> {
     Ok(key)
 }
 
+/// A page's key: a slice of the request's own target when that was plainly normal already (no
+/// copy, no allocation), else shared with the memo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key<'a> {
+    /// Part of the target as the request gave it.
+    Borrowed(&'a str),
+    /// Normalised by the parser, or remembered.
+    Shared(Arc<str>),
+}
+
+impl Key<'_> {
+    /// The same key, owning its text.
+    pub fn into_shared(self) -> Key<'static> {
+        match self {
+            Key::Borrowed(key) => Key::Shared(key.into()),
+            Key::Shared(key) => Key::Shared(key),
+        }
+    }
+}
+
+impl std::ops::Deref for Key<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Key::Borrowed(key) => key,
+            Key::Shared(key) => key,
+        }
+    }
+}
+
 /// A bounded memo of recent normalisations: a badge's page sends the same Referer or `?url=` on
 /// every view, and parsing it (the WHATWG parser, IDNA) was a visible share of a request. Holds
 /// at most `capacity` targets of at most 256 bytes each, and starts afresh when full. No I/O.
@@ -194,25 +223,36 @@ impl Memo {
     /// A plain target (see [`plain_key`]) is remembered only while there is room: keying it
     /// again costs little, and a stream of distinct plain targets (a site's many pages) must not
     /// clear the memo again and again, evicting the targets that need the parser.
-    pub fn normalise(&self, target: &str, max_len: usize) -> Result<Arc<str>, KeyError> {
+    pub fn normalise<'a>(&self, target: &'a str, max_len: usize) -> Result<Key<'a>, KeyError> {
         if let Some(key) = self.keys.get(target) {
-            return Ok(Arc::clone(&key));
+            return Ok(Key::Shared(Arc::clone(&key)));
         }
         let rest = checked(target, max_len)?;
-        let (key, plain) = match plain_key(rest) {
-            Some(key) => (key, true),
-            None => (parsed_key(rest)?, false),
-        };
-        let key: Arc<str> = bounded(key, max_len)?.into();
-        let full = self.len.load(Ordering::Relaxed) >= self.capacity;
-        if target.len() <= MEMO_MAX_TARGET && !(plain && full) {
-            if self.len.fetch_add(1, Ordering::Relaxed) >= self.capacity {
-                self.keys.clear();
-                self.len.store(1, Ordering::Relaxed);
+        if let Some(key) = plain_key(rest) {
+            // A part of the target, so within `max_len`.
+            if !self.is_full() && target.len() <= MEMO_MAX_TARGET {
+                self.remember(target, key.into());
             }
-            self.keys.insert(target.into(), Arc::clone(&key));
+            return Ok(Key::Borrowed(key));
         }
-        Ok(key)
+        let key: Arc<str> = bounded(parsed_key(rest)?, max_len)?.into();
+        if target.len() <= MEMO_MAX_TARGET {
+            self.remember(target, Arc::clone(&key));
+        }
+        Ok(Key::Shared(key))
+    }
+
+    fn is_full(&self) -> bool {
+        self.len.load(Ordering::Relaxed) >= self.capacity
+    }
+
+    /// Remembers `target`'s key; a full memo starts afresh first.
+    fn remember(&self, target: &str, key: Arc<str>) {
+        if self.len.fetch_add(1, Ordering::Relaxed) >= self.capacity {
+            self.keys.clear();
+            self.len.store(1, Ordering::Relaxed);
+        }
+        self.keys.insert(target.into(), key);
     }
 }
 
@@ -402,7 +442,7 @@ mod tests {
         ) {
             let rest = format!("{host}{path}{after}");
             if let Some(key) = plain_key(&rest) {
-                proptest::prop_assert_eq!(parsed_key(&rest), Ok(key), "{:?}", rest);
+                proptest::prop_assert_eq!(parsed_key(&rest), Ok(key.to_owned()), "{:?}", rest);
             }
         }
 
@@ -423,8 +463,11 @@ mod tests {
             let key = plain_key(&rest);
             proptest::prop_assert_eq!(key.is_some(), !dots, "{:?}", rest);
             if let Some(key) = key {
-                proptest::prop_assert_eq!(parsed_key(&rest), Ok(key.clone()), "{:?}", rest);
-                proptest::prop_assert_eq!(normalise(&format!("{scheme}{rest}"), 2048), Ok(key));
+                proptest::prop_assert_eq!(parsed_key(&rest), Ok(key.to_owned()), "{:?}", rest);
+                proptest::prop_assert_eq!(
+                    normalise(&format!("{scheme}{rest}"), 2048),
+                    Ok(key.to_owned())
+                );
             }
         }
     }
