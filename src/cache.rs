@@ -13,7 +13,7 @@ use crate::store::{Batch, Stored};
 mod admission;
 mod entry;
 use admission::Doorkeeper;
-use entry::{Entry, pack, unpack};
+use entry::{Entry, unpack};
 
 /// A key's total and its count on one UTC day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,6 +34,18 @@ pub struct Retired {
     pub day: u32,
     /// The key's hits on that day.
     pub count: u64,
+}
+
+/// Which cached entries a flush takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// Those not durable: for a journal flush.
+    Dirty,
+    /// Those not in the store's counts tree (not durable, or durable only in the journal): for a
+    /// checkpoint.
+    Unsaved,
+    /// Every entry: for the checkpoint after a failed flush, whose entries were taken as written.
+    All,
 }
 
 /// The bounded front cache of hot keys.
@@ -193,16 +205,17 @@ impl Cache {
         days
     }
 
-    /// What a flush must write: the day counts retired since the last flush, and every entry
-    /// not yet durable (with `checkpoint`, also every entry durable only in the journal).
-    pub fn dirty(&self, checkpoint: bool) -> (Vec<Retired>, Batch) {
+    /// What a flush must write: the day counts retired since the last flush, and the entries
+    /// `take` names, each recorded as written as it is taken (durable, and only in the journal
+    /// for [`Take::Dirty`]), so that no second pass looks them up again. The caller must write
+    /// all of it; after a failure, its next flush must be a checkpoint of [`Take::All`]. Only
+    /// flushes call this, one at a time.
+    pub fn take_pending(&self, take: Take) -> (Vec<Retired>, Batch) {
         let retired = std::mem::take(&mut *self.lock_retired());
-        let pending = |entry: &Entry| {
-            if checkpoint {
-                !entry.is_saved()
-            } else {
-                !entry.is_clean()
-            }
+        let pending = |entry: &Entry| match take {
+            Take::Dirty => !entry.is_clean(),
+            Take::Unsaved => !entry.is_saved(),
+            Take::All => true,
         };
         // Sized by a first pass (with room for keys dirtied meanwhile), so the buffer is never
         // copied into one twice its size: a flush of the whole cache is megabytes.
@@ -216,28 +229,25 @@ impl Cache {
         let mut latest = Batch::with_capacity(count + count / 8 + 16, key_bytes + key_bytes / 8);
         for entry in self.map.iter() {
             if pending(entry.value()) {
-                let (day, day_count) = unpack(entry.day.load(Ordering::Acquire));
+                let total = entry.total.load(Ordering::Acquire);
+                let day = entry.day.load(Ordering::Acquire);
+                let (day_number, day_count) = unpack(day);
                 let stored = Stored {
-                    total: entry.total.load(Ordering::Acquire),
-                    day,
+                    total,
+                    day: day_number,
                     day_count,
                 };
                 latest.push(entry.key(), &stored);
+                // A hit after these loads leaves the entry dirty for the next flush. A plain
+                // store, not a maximum: a set total may be lower than the one written before.
+                entry.durable.store(total, Ordering::Release);
+                entry.day_durable.store(day, Ordering::Release);
+                entry
+                    .journaled
+                    .store(take == Take::Dirty, Ordering::Release);
             }
         }
         (retired, latest)
-    }
-
-    /// Records that the store now durably holds `written` for `key`: in its journal only
-    /// (`journaled`), or in its counts tree.
-    pub fn mark_durable(&self, key: &str, written: &Stored, journaled: bool) {
-        if let Some(entry) = self.map.get(key) {
-            entry.durable.fetch_max(written.total, Ordering::AcqRel);
-            entry
-                .day_durable
-                .fetch_max(pack(written.day, written.day_count), Ordering::AcqRel);
-            entry.journaled.store(journaled, Ordering::Release);
-        }
     }
 
     /// Puts back day counts a failed flush did not write.
@@ -314,9 +324,7 @@ mod tests {
     }
 
     fn mark_all_durable(cache: &Cache) {
-        for (key, stored) in cache.dirty(true).1.iter() {
-            cache.mark_durable(key, &stored, false);
-        }
+        cache.take_pending(Take::Unsaved);
     }
 
     #[test]
@@ -325,7 +333,7 @@ mod tests {
         assert_eq!(hit(&cache, "a", 5), 6);
         assert_eq!(hit(&cache, "a", 999), 7, "a cached key is not loaded again");
         assert_eq!(cache.get("a", 1), Some(Counts { total: 7, today: 2 }));
-        let (retired, latest) = cache.dirty(false);
+        let (retired, latest) = cache.take_pending(Take::Dirty);
         assert!(retired.is_empty());
         let latest: Vec<(&str, Stored)> = latest.iter().collect();
         assert_eq!(
@@ -340,7 +348,7 @@ mod tests {
             )]
         );
         mark_all_durable(&cache);
-        assert!(cache.dirty(false).1.is_empty());
+        assert!(cache.take_pending(Take::Dirty).1.is_empty());
     }
 
     #[test]
@@ -356,7 +364,7 @@ mod tests {
         let mut days = cache.day_counts("a");
         days.sort_unstable();
         assert_eq!(days, vec![(1, 3), (2, 1)]);
-        let (retired, latest) = cache.dirty(false);
+        let (retired, latest) = cache.take_pending(Take::Dirty);
         let dirty: Vec<(u32, u64)> = retired
             .iter()
             .map(|r| (r.day, r.count))
@@ -386,7 +394,7 @@ mod tests {
                 today: 0
             })
         );
-        let (retired, latest) = cache.dirty(false);
+        let (retired, latest) = cache.take_pending(Take::Dirty);
         assert!(
             retired.is_empty() && latest.is_empty(),
             "loading writes nothing"
@@ -398,7 +406,7 @@ mod tests {
                 today: 1
             }
         );
-        let (retired, latest) = cache.dirty(false);
+        let (retired, latest) = cache.take_pending(Take::Dirty);
         let dirty: Vec<(u32, u64, bool)> = retired
             .iter()
             .map(|r| (r.day, r.count, true))
@@ -411,15 +419,10 @@ mod tests {
     fn sweeps_evict_only_clean_idle_entries() {
         let cache = Cache::new(10);
         hit(&cache, "clean", 0);
-        hit(&cache, "dirty", 0);
+        cache.take_pending(Take::Unsaved);
         hit(&cache, "journaled", 0);
-        for (key, stored) in cache.dirty(false).1.iter() {
-            match key {
-                "clean" => cache.mark_durable(key, &stored, false),
-                "journaled" => cache.mark_durable(key, &stored, true),
-                _ => {}
-            }
-        }
+        cache.take_pending(Take::Dirty);
+        hit(&cache, "dirty", 0);
         assert_eq!(cache.sweep(false), 0, "all were touched in this interval");
         assert_eq!(cache.sweep(false), 1, "the clean one is now idle");
         assert_eq!(cache.get("clean", 1), None);
@@ -427,11 +430,11 @@ mod tests {
         assert_eq!(
             cache.sweep(true),
             0,
-            "only in the journal: kept even under pressure"
+            "dirty or only journaled: kept under pressure"
         );
-        let keys = |checkpoint| {
+        let keys = |take| {
             let mut keys: Vec<Box<str>> = cache
-                .dirty(checkpoint)
+                .take_pending(take)
                 .1
                 .iter()
                 .map(|(key, _)| key.into())
@@ -439,9 +442,16 @@ mod tests {
             keys.sort_unstable();
             keys
         };
-        assert_eq!(keys(false), vec!["dirty".into()]);
-        assert_eq!(keys(true), vec!["dirty".into(), "journaled".into()]);
-        mark_all_durable(&cache);
+        assert_eq!(
+            keys(Take::Unsaved),
+            vec!["dirty".into(), "journaled".into()]
+        );
+        assert_eq!(
+            keys(Take::Dirty),
+            Vec::<Box<str>>::new(),
+            "taken as written"
+        );
+        assert_eq!(keys(Take::All).len(), 2, "all the same");
         assert_eq!(cache.sweep(false), 2, "checkpointed and idle");
         assert_eq!(cache.len(), 0);
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::cache::{Cache, Counts};
+use crate::cache::{Cache, Counts, Take};
 use crate::clock::Clock;
 use crate::store::{DayCount, Store, StoreError};
 use crate::telemetry;
@@ -42,6 +42,9 @@ struct Journal {
     checkpointed: Instant,
     /// Bytes journaled since then.
     bytes: usize,
+    /// Set by a failed flush, whose entries the cache took as written: the next flush must be a
+    /// checkpoint of every cached entry.
+    rewrite: bool,
 }
 
 impl Journal {
@@ -49,6 +52,7 @@ impl Journal {
         Self {
             checkpointed: Instant::now(),
             bytes: 0,
+            rewrite: false,
         }
     }
 
@@ -188,8 +192,13 @@ impl Counter {
     ) -> Result<FlushReport, StoreError> {
         let started = Instant::now();
         // A full cache can only make room by evicting saved entries, which takes a checkpoint.
-        let checkpoint = checkpoint || journal.is_due() || self.cache.is_full();
-        let (retired, latest) = self.cache.dirty(checkpoint);
+        let checkpoint = checkpoint || journal.is_due() || journal.rewrite || self.cache.is_full();
+        let take = match (journal.rewrite, checkpoint) {
+            (true, _) => Take::All,
+            (false, true) => Take::Unsaved,
+            (false, false) => Take::Dirty,
+        };
+        let (retired, latest) = self.cache.take_pending(take);
         let wrote_through = self.store_dirty.swap(false, Ordering::AcqRel);
         let written = retired.len() + latest.len();
         if written > 0 || wrote_through || (checkpoint && journal.bytes > 0) {
@@ -211,21 +220,17 @@ impl Counter {
                 Ok(_) if checkpoint => *journal = Journal::new(),
                 Ok(bytes) => journal.bytes += bytes,
                 Err(err) => {
-                    if !checkpoint {
-                        // A record cut short by the error may sit at the journal's end: replay
-                        // stops there, so nothing may be appended after it. The next flush
-                        // checkpoints instead, which starts a new file.
-                        journal.bytes = journal.bytes.max(CHECKPOINT_BYTES);
-                    }
+                    // The cache took its entries as written: the next flush rewrites them all,
+                    // as a checkpoint. That also starts a new journal: a record cut short by the
+                    // error may sit at the end of this one, and replay stops there, so nothing
+                    // may be appended after it.
+                    journal.rewrite = true;
                     self.store_dirty.fetch_or(wrote_through, Ordering::AcqRel);
                     // Cached entries stay dirty by themselves; retired days must be put back.
                     drop(days);
                     self.cache.unretire(retired);
                     return Err(err);
                 }
-            }
-            for (key, stored) in latest.iter() {
-                self.cache.mark_durable(key, &stored, !checkpoint);
             }
         } else if checkpoint {
             *journal = Journal::new();
