@@ -90,29 +90,43 @@ impl Cache {
         load: impl FnOnce() -> Result<Stored, E>,
         write_through: impl FnOnce() -> Result<Counts, E>,
     ) -> Result<Counts, E> {
-        let (counts, retired) = if let Some(entry) = self.map.get(key) {
-            entry.hit(day)
+        let counts = if let Some(entry) = self.map.get(key) {
+            self.count(key, &entry, day)
         } else {
             match self.map.entry(key.into()) {
-                MapEntry::Occupied(entry) => entry.get().hit(day),
+                MapEntry::Occupied(entry) => self.count(key, entry.get(), day),
                 MapEntry::Vacant(vacant) => {
                     if !self.admits(key) {
                         return write_through();
                     }
                     let entry = vacant.insert(Entry::new(load()?));
                     self.len.fetch_add(1, Ordering::Relaxed);
-                    entry.hit(day)
+                    self.count(key, &entry, day)
                 }
             }
         };
-        if let Some((day, day_count)) = retired {
-            self.lock_retired().push(Retired {
+        Ok(counts)
+    }
+
+    /// Counts a hit on `entry`. The first hit of a later day moves the entry's day on and
+    /// retires the old day's count while holding the retired list's lock, so a flush that saw
+    /// the new day (it takes the list after its walk over the entries) also finds the old one:
+    /// the store never gets the new day without the old day's final count.
+    fn count(&self, key: &str, entry: &Entry, day: u32) -> Counts {
+        if !entry.is_before(day) {
+            // Never retires: the entry's day only moves forward.
+            return entry.hit(day).0;
+        }
+        let mut retired = self.lock_retired();
+        let (counts, ended) = entry.hit(day);
+        if let Some((day, count)) = ended {
+            retired.push(Retired {
                 key: key.into(),
                 day,
-                count: day_count,
+                count,
             });
         }
-        Ok(counts)
+        counts
     }
 
     /// The counts of `key` (today's for `day`) without counting: from the cache, else from `load`
@@ -211,7 +225,6 @@ impl Cache {
     /// all of it; after a failure, its next flush must be a checkpoint of [`Take::All`]. Only
     /// flushes call this, one at a time.
     pub fn take_pending(&self, take: Take) -> (Vec<Retired>, Batch) {
-        let retired = std::mem::take(&mut *self.lock_retired());
         let pending = |entry: &Entry| match take {
             Take::Dirty => !entry.is_clean(),
             Take::Unsaved => !entry.is_saved(),
@@ -247,6 +260,8 @@ impl Cache {
                     .store(take == Take::Dirty, Ordering::Release);
             }
         }
+        // After the walk: every day retired before a new day the walk saw is in the list now.
+        let retired = std::mem::take(&mut *self.lock_retired());
         (retired, latest)
     }
 
@@ -510,6 +525,45 @@ mod tests {
         mark_all_durable(&cache);
         assert_eq!(cache.sweep(true), 1);
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn a_flush_that_sees_a_new_day_also_gets_the_old_day_s_count() {
+        let cache = Cache::new(1000);
+        let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+        for key in &keys {
+            hit_on(&cache, key, 1, 0);
+        }
+        cache.take_pending(Take::Unsaved);
+        let mut retired_seen = std::collections::HashSet::new();
+        std::thread::scope(|scope| {
+            let hitters: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        for key in &keys {
+                            hit_on(&cache, key, 2, 0);
+                        }
+                    })
+                })
+                .collect();
+            loop {
+                let done = hitters.iter().all(|h| h.is_finished());
+                let (retired, latest) = cache.take_pending(Take::Dirty);
+                retired_seen.extend(retired.into_iter().map(|r| (r.key, r.day, r.count)));
+                for (key, stored) in latest.iter() {
+                    if stored.day == 2 {
+                        assert!(
+                            retired_seen.contains(&(key.into(), 1, 1)),
+                            "{key} written on day 2 before its day 1"
+                        );
+                    }
+                }
+                if done {
+                    break;
+                }
+            }
+        });
+        assert_eq!(retired_seen.len(), keys.len(), "each day 1 retired once");
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! Counting: the front cache over the store, and the flusher task, the one writer that moves
-//! cached totals and day counts into sled, makes them durable, and prunes old days.
+//! Counting: the front cache over the store, and the flusher task that makes cached totals and
+//! day counts durable (into the journal, or at a checkpoint into sled) and prunes old days.
+//! Flushes never overlap: the flusher, the top-sites refresher, exports and admin writes all
+//! flush under one lock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -480,7 +482,7 @@ mod tests {
                 "a hit after a delete starts afresh"
             );
         }
-        // Dropped without a final checkpoint, as by a crash: the journal replays at open.
+        // Dropped without a final checkpoint (the delete checkpointed, so `fresh` is in sled).
         let counter = counter(dir.path(), 100, clock);
         assert_eq!(counter.peek("fresh")?.total, 7);
         assert_eq!(

@@ -4,13 +4,14 @@
 //!
 //! A Bloom filter of recent first hits (two bit positions per page, from one keyed hash), cleared
 //! once it has taken as many pages as the cache holds: about two bytes per cached page, against
-//! the hundred and more of a cache entry. A false positive only admits a page early.
+//! the hundred and more of a cache entry. A false positive (about one in fifty when the
+//! filter is full) only admits a page early.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// Bits per page the filter takes before it is cleared: about 1% false positives when full.
+/// Bits per page the filter takes before it is cleared: about 2% false positives when full.
 const BITS_PER_PAGE: usize = 12;
 /// The filter's largest size in bits (2 MiB): a cache of millions of pages gets more false
 /// positives rather than a larger filter.

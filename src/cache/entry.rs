@@ -57,6 +57,11 @@ impl Entry {
         }
     }
 
+    /// Whether the entry counts a day before `day` (a hit on `day` would retire that day).
+    pub(super) fn is_before(&self, day: u32) -> bool {
+        unpack(self.day.load(Ordering::Acquire)).0 < day
+    }
+
     /// Counts a hit on `day`; returns the new counts, and the previous day's final count when
     /// this hit is the first of a new day.
     pub(super) fn hit(&self, day: u32) -> (Counts, Option<(u32, u64)>) {

@@ -48,8 +48,9 @@ pub(super) fn records(file: &[u8], generation: u64) -> Vec<&[u8]> {
     while let Some((frame, tail)) = rest.split_first_chunk::<FRAME_LEN>() {
         let len = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
         let crc = u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        // A record is never empty: a zero length is a zero-filled tail, not a record.
         match tail.get(..len) {
-            Some(payload) if crc32fast::hash(payload) == crc => payloads.push(payload),
+            Some(payload) if len > 0 && crc32fast::hash(payload) == crc => payloads.push(payload),
             _ => break,
         }
         rest = &tail[len..];
@@ -70,6 +71,10 @@ fn header(generation: u64) -> [u8; HEADER_LEN] {
 pub(super) struct Journal {
     file: JournalFile,
     generation: u64,
+    /// Set when an append or a restart failed: the file may end in a torn record, or not be of
+    /// `generation`, and a record appended now might never be replayed. Only a checkpoint, which
+    /// restarts the file, clears it.
+    broken: bool,
 }
 
 impl Store {
@@ -88,14 +93,27 @@ impl Store {
         };
         let (file, bytes) = JournalFile::open(dir)?;
         let mut replayed = 0;
-        for payload in records(&bytes, generation) {
+        let payloads = records(&bytes, generation);
+        let kept: usize = payloads.iter().map(|p| FRAME_LEN + p.len()).sum();
+        if !payloads.is_empty() && HEADER_LEN + kept < bytes.len() {
+            // A crash during an append; anything else (a corrupt record mid-file) is worth a look.
+            tracing::warn!(
+                dropped_bytes = bytes.len() - HEADER_LEN - kept,
+                "the journal ends in a torn record: replaying the records before it"
+            );
+        }
+        for payload in payloads {
             for entry in entries(payload) {
                 let (key, stored) = entry?;
                 self.counts.insert(key.as_bytes(), &pack(&stored))?;
                 replayed += 1;
             }
         }
-        let mut journal = Journal { file, generation };
+        let mut journal = Journal {
+            file,
+            generation,
+            broken: false,
+        };
         if bytes != header(generation) {
             // Replayed, stale, new or torn: checkpoint what the tree holds now.
             self.advance(&mut journal)?;
@@ -116,7 +134,15 @@ impl Store {
         }
         let mut journal = self.lock_journal();
         let journal = journal.as_mut().ok_or_else(not_open)?;
-        Ok(journal.file.append(latest)?)
+        if journal.broken {
+            return Err(StoreError::Journal(std::io::Error::other(
+                "the journal needs a checkpoint after a failed write",
+            )));
+        }
+        journal.file.append(latest).map_err(|err| {
+            journal.broken = true;
+            StoreError::Journal(err)
+        })
     }
 
     /// Writes a checkpoint, durably: `latest` and `retired` into the trees (they must include
@@ -138,8 +164,12 @@ impl Store {
         let next = journal.generation.wrapping_add(1);
         self.meta.insert(GENERATION_KEY, &next.to_be_bytes())?;
         self.flush()?;
-        journal.file.restart(next)?;
+        if let Err(err) = journal.file.restart(next) {
+            journal.broken = true;
+            return Err(err.into());
+        }
         journal.generation = next;
+        journal.broken = false;
         Ok(())
     }
 
@@ -300,6 +330,41 @@ mod tests {
         let store = Store::open(dir.path())?;
         assert_eq!(store.get("a")?, Some(9));
         assert_eq!(store.get("b")?, Some(1));
+        Ok(())
+    }
+
+    #[test]
+    fn after_a_failed_append_only_a_checkpoint_writes_again()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join(FILE_NAME);
+        {
+            let store = Store::open(dir.path())?;
+            // A read-only handle in place of the journal's: the next append fails.
+            let writable = {
+                let mut journal = store.lock_journal();
+                let journal = journal.as_mut().ok_or("no journal")?;
+                std::mem::replace(&mut journal.file.file, File::open(&path)?)
+            };
+            assert!(
+                store
+                    .journal(&batch(&[("a", stored(1, 1, 1))]), &[])
+                    .is_err()
+            );
+            if let Some(journal) = store.lock_journal().as_mut() {
+                journal.file.file = writable;
+            }
+            assert!(
+                store
+                    .journal(&batch(&[("a", stored(2, 1, 2))]), &[])
+                    .is_err(),
+                "refused until a checkpoint: the file may end in a torn record"
+            );
+            store.checkpoint(&batch(&[("a", stored(3, 1, 3))]), &[])?;
+            store.journal(&batch(&[("a", stored(4, 1, 4))]), &[])?;
+        }
+        let store = Store::open(dir.path())?;
+        assert_eq!(store.get("a")?, Some(4));
         Ok(())
     }
 }
