@@ -279,6 +279,13 @@ mod tests {
             vec![1],
             "a corrupt record ends the replay"
         );
+        let mut zeroed = bytes.clone();
+        zeroed.extend_from_slice(&[0; 2 * FRAME_LEN]);
+        assert_eq!(
+            counts(&zeroed, 7),
+            vec![1, 2],
+            "a zero-filled tail holds no records"
+        );
         journal.restart(8)?;
         let bytes = std::fs::read(dir.path().join(FILE_NAME))?;
         assert_eq!(bytes.len(), HEADER_LEN);
