@@ -201,6 +201,10 @@ impl JournalFile {
             .open(dir.join(FILE_NAME))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
+        if bytes.is_empty() {
+            // Just made (or emptied by a crash): its directory entry must survive a power cut.
+            File::open(dir)?.sync_all()?;
+        }
         Ok((Self { file }, bytes))
     }
 
