@@ -86,24 +86,45 @@ fn bounded(key: String, max_len: usize) -> Result<String, KeyError> {
 /// path with a dot segment, a backslash, or a character the parser would percent-encode.
 /// The key is a prefix of `rest`: it is handed out as a slice, without a copy.
 fn plain_key(rest: &str) -> Option<&str> {
-    let host_end = rest
-        .bytes()
-        .position(|b| matches!(b, b'/' | b'?' | b'#' | b'\\'))
-        .unwrap_or(rest.len());
-    let (host, tail) = rest.split_at(host_end);
-    if !host.as_bytes().split(|&b| b == b'.').all(plain_label) {
+    // One pass over the bytes (this runs for every request whose target the memo does not
+    // hold): the host label by label, then the path up to `?` or `#`.
+    let bytes = rest.as_bytes();
+    let mut i = 0;
+    loop {
+        let start = i;
+        while bytes
+            .get(i)
+            .is_some_and(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            i += 1;
+        }
+        if !plain_label(bytes.get(start..i)?) {
+            return None;
+        }
+        if bytes.get(i) != Some(&b'.') {
+            break;
+        }
+        i += 1;
+    }
+    let host_end = i;
+    let path_end = bytes
+        .get(host_end..)?
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .map_or(bytes.len(), |at| host_end + at);
+    // Right after the host: the end, `/`, `?` or `#`; anything else (`:`, `\`, upper case, ...)
+    // needs the parser.
+    if !matches!(bytes.get(host_end), None | Some(b'/' | b'?' | b'#')) {
         return None;
     }
-    let path_end = tail
-        .bytes()
-        .position(|b| matches!(b, b'?' | b'#'))
-        .unwrap_or(tail.len());
-    let path = tail.get(..path_end)?;
-    if !plain_path(path.as_bytes()) {
+    if !plain_path(bytes.get(host_end..path_end)?) {
         return None;
     }
-    let path = path.trim_end_matches('/');
-    rest.get(..host.len() + path.len())
+    let mut end = path_end;
+    while end > host_end && bytes.get(end - 1) == Some(&b'/') {
+        end -= 1;
+    }
+    rest.get(..end)
 }
 
 /// A host label IDNA passes through unchanged (the `idna` crate's own ASCII fast path): a
@@ -224,6 +245,9 @@ impl Memo {
     /// again costs little, and a stream of distinct plain targets (a site's many pages) must not
     /// clear the memo again and again, evicting the targets that need the parser.
     pub fn normalise<'a>(&self, target: &'a str, max_len: usize) -> Result<Key<'a>, KeyError> {
+        if let Some(key) = fast_key(target, max_len) {
+            return Ok(Key::Borrowed(key));
+        }
         if let Some(key) = self.keys.get(target) {
             return Ok(Key::Shared(Arc::clone(&key)));
         }
@@ -254,6 +278,33 @@ impl Memo {
         }
         self.keys.insert(target.into(), key);
     }
+}
+
+/// [`normalise`]'s key for a target that takes none of its slow paths, found without the memo
+/// or a copy: printable ASCII (no control characters, no spaces to trim), an `http://`,
+/// `https://` or `//` prefix or none, and a plainly normal rest ([`plain_key`]). With no prefix
+/// there is no scheme to refuse either: a host never holds a `:`, so any `://` comes after a
+/// `/`, `?` or `#`. `None` sends the target the long way, which gives its key or the error.
+fn fast_key(target: &str, max_len: usize) -> Option<&str> {
+    let bytes = target.as_bytes();
+    if bytes.len() > max_len || bytes.iter().any(|&b| b <= b' ' || b >= 0x7f) {
+        return None;
+    }
+    let prefixed = |prefix: &[u8]| {
+        bytes
+            .get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+    };
+    let skip = if prefixed(b"https://") {
+        8
+    } else if prefixed(b"http://") {
+        7
+    } else if prefixed(b"//") {
+        2
+    } else {
+        0
+    };
+    plain_key(target.get(skip..)?)
 }
 
 /// Removes a leading `scheme://` (or `//`), refusing schemes other than http and https.
@@ -446,6 +497,21 @@ mod tests {
             }
         }
 
+        /// What the memo-free fast path answers is what `normalise` answers, for any target.
+        #[test]
+        fn the_fast_path_agrees_with_normalise(
+            scheme in "(|https?://|HTTPS://|//|///|ftp://|https:/|a.b://)",
+            host in "[a-zA-Z0-9.:@ -]{0,12}",
+            path in "([/a-zA-Z0-9._~!$&'()*+,;=:@%\\ -]|%2e|/\\.\\.|://|\t){0,10}",
+            after in "([?#][ -~\t]{0,8})?",
+        ) {
+            let target = format!("{scheme}{host}{path}{after}");
+            if let Some(key) = fast_key(&target, 2048) {
+                proptest::prop_assert_eq!(normalise(&target, 2048), Ok(key.to_owned()), "{:?}", target);
+            }
+            proptest::prop_assert_eq!(fast_key(&target, target.len().saturating_sub(1)), None);
+        }
+
         /// Plain targets, as badges mostly name, take the fast path and get the parser's key.
         #[test]
         fn plain_targets_take_the_fast_path(
@@ -464,10 +530,9 @@ mod tests {
             proptest::prop_assert_eq!(key.is_some(), !dots, "{:?}", rest);
             if let Some(key) = key {
                 proptest::prop_assert_eq!(parsed_key(&rest), Ok(key.to_owned()), "{:?}", rest);
-                proptest::prop_assert_eq!(
-                    normalise(&format!("{scheme}{rest}"), 2048),
-                    Ok(key.to_owned())
-                );
+                let target = format!("{scheme}{rest}");
+                proptest::prop_assert_eq!(normalise(&target, 2048), Ok(key.to_owned()));
+                proptest::prop_assert_eq!(fast_key(&target, 2048), Some(key));
             }
         }
     }
