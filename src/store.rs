@@ -4,7 +4,6 @@
 //! the days tree, keyed by the page key, a NUL, and the day as four big-endian bytes.
 //! Synchronous; knows nothing of HTTP.
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use sled::transaction::TransactionError;
@@ -13,10 +12,12 @@ mod batch;
 mod bulk;
 mod encoding;
 mod journal;
+mod open;
 
 pub use batch::Batch;
 pub use bulk::Merge;
 use encoding::{Value, day_from, day_key, decode, pack, total_of, unpack};
+pub use open::OpenError;
 
 /// Name of the tree that maps key bytes to the key's [`Stored`] counts: the total (`u64`), its
 /// latest day (`u32`) and that day's count (`u64`), big-endian, 20 bytes. (Data dirs written
@@ -30,11 +31,6 @@ const DAYS_TREE: &str = "days";
 const META_TREE: &str = "meta";
 /// Key in the meta tree of the secret that signs anti-refresh cookies.
 const COOKIE_SECRET_KEY: &str = "cookie-secret";
-/// sled's page cache; its default (1 GiB) is far more than a counter needs, and what it holds
-/// takes about three times its nominal size. benches/scale.sh (1M pages): peak RSS 154 MiB with
-/// 16 MiB, 100 MiB with 4 MiB; with the allocator tuned ([`crate::memory`]), 74 MiB with 4 MiB
-/// and 63 MiB with 2 MiB, at about the same speed.
-const SLED_CACHE_BYTES: u64 = 2 * 1024 * 1024;
 
 /// A failure of the store after it was opened.
 #[derive(Debug, thiserror::Error)]
@@ -52,44 +48,6 @@ pub enum StoreError {
         key: String,
         /// Its length in bytes.
         len: usize,
-    },
-}
-
-/// Why the data directory could not be opened. Each message is one sentence naming the directory.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// The directory is missing and cannot be created, or cannot be written.
-    #[error("cannot use data directory {}: {source}", dir.display())]
-    Unusable {
-        /// The data directory.
-        dir: PathBuf,
-        /// What the operating system said.
-        source: std::io::Error,
-    },
-    /// Another process (a running server, most likely) holds the directory's lock.
-    #[error(
-        "data directory {} is in use by another hitcounter process: stop the server, or use the admin API",
-        dir.display()
-    )]
-    Locked {
-        /// The data directory.
-        dir: PathBuf,
-    },
-    /// The journal of an unclean shutdown could not be replayed.
-    #[error("cannot replay the journal in {}: {source}", dir.display())]
-    Replay {
-        /// The data directory.
-        dir: PathBuf,
-        /// What went wrong.
-        source: StoreError,
-    },
-    /// sled could not open the database inside the directory.
-    #[error("cannot open the database in {}: {source}", dir.display())]
-    Sled {
-        /// The data directory.
-        dir: PathBuf,
-        /// sled's error.
-        source: sled::Error,
     },
 }
 
@@ -138,46 +96,6 @@ pub struct DayCount<'a> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, OpenError> {
-        let unusable = |source| OpenError::Unusable {
-            dir: dir.to_path_buf(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(unusable)?;
-        // sled would report a read-only directory only as an obscure error, so probe first.
-        let probe = dir.join(".hitcounter-write-test");
-        std::fs::write(&probe, b"").map_err(unusable)?;
-        std::fs::remove_file(&probe).map_err(unusable)?;
-        let db = open_db(dir)?;
-        let tree = |name| {
-            db.open_tree(name).map_err(|source| OpenError::Sled {
-                dir: dir.to_path_buf(),
-                source,
-            })
-        };
-        let counts = tree(COUNTS_TREE)?;
-        let days = tree(DAYS_TREE)?;
-        let meta = tree(META_TREE)?;
-        let mut store = Self {
-            db,
-            counts,
-            days,
-            meta,
-            journal: Arc::new(Mutex::new(None)),
-        };
-        let replayed = store
-            .open_journal(dir)
-            .map_err(|source| OpenError::Replay {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
-        if replayed > 0 {
-            tracing::info!(replayed, "replayed the journal of an unclean shutdown");
-        }
-        Ok(store)
-    }
-
     /// The stored total for `key`, or `None` if the key was never counted.
     pub fn get(&self, key: &str) -> Result<Option<u64>, StoreError> {
         match self.counts.get(key)? {
@@ -363,42 +281,6 @@ impl Store {
                 key: COOKIE_SECRET_KEY.to_owned(),
                 len: stored.map_or(0, |s| s.len()),
             }),
-        }
-    }
-}
-
-/// How long `open` waits for a lock that a store just closed in this process may still hold:
-/// sled's I/O threads let go of a closed database a moment after it is dropped.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
-
-/// Opens sled in `dir`, waiting up to [`LOCK_WAIT`] for its lock.
-fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
-    let started = std::time::Instant::now();
-    loop {
-        let opened = sled::Config::new()
-            .path(dir)
-            .cache_capacity(SLED_CACHE_BYTES)
-            // Counts are small and rewritten in place: favour space over write throughput.
-            .mode(sled::Mode::LowSpace)
-            // The counter's flusher decides when to flush; sled's own timer would be a second one.
-            .flush_every_ms(None)
-            .open();
-        match opened {
-            Ok(db) => return Ok(db),
-            Err(sled::Error::Io(ref io)) if io.to_string().contains("could not acquire lock") => {
-                if started.elapsed() >= LOCK_WAIT {
-                    return Err(OpenError::Locked {
-                        dir: dir.to_path_buf(),
-                    });
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(source) => {
-                return Err(OpenError::Sled {
-                    dir: dir.to_path_buf(),
-                    source,
-                });
-            }
         }
     }
 }
