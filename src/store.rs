@@ -78,6 +78,15 @@ pub struct Stored {
 }
 
 impl Stored {
+    /// A value of `total` hits, `day_count` of them on `day`.
+    pub const fn new(total: u64, day: u32, day_count: u64) -> Self {
+        Self {
+            total,
+            day,
+            day_count,
+        }
+    }
+
     /// The count on `day`, as far as this value knows (days before its own are elsewhere).
     pub fn count_on(&self, day: u32) -> u64 {
         if self.day == day { self.day_count } else { 0 }

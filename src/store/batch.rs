@@ -134,11 +134,7 @@ mod tests {
     use super::*;
 
     fn stored(total: u64, day: u32, day_count: u64) -> Stored {
-        Stored {
-            total,
-            day,
-            day_count,
-        }
+        Stored::new(total, day, day_count)
     }
 
     #[test]

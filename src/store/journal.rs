@@ -245,11 +245,7 @@ mod tests {
     }
 
     fn stored(total: u64, day: u32, day_count: u64) -> Stored {
-        Stored {
-            total,
-            day,
-            day_count,
-        }
+        Stored::new(total, day, day_count)
     }
 
     #[test]
