@@ -99,8 +99,8 @@ impl Cache {
                     if !self.admits(key) {
                         return write_through();
                     }
-                    let entry = vacant.insert(Entry::new(load()?));
-                    self.len.fetch_add(1, Ordering::Relaxed);
+                    let stored = load().inspect_err(|_| self.give_back())?;
+                    let entry = vacant.insert(Entry::new(stored));
                     self.count(key, &entry, day)
                 }
             }
@@ -150,7 +150,6 @@ impl Cache {
                 };
                 if self.admits(key) {
                     vacant.insert(Entry::new(stored));
-                    self.len.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(Counts {
                     total: stored.total,
@@ -173,12 +172,12 @@ impl Cache {
         match self.map.entry(key.into()) {
             MapEntry::Occupied(entry) => entry.get().total.store(total, Ordering::Release),
             MapEntry::Vacant(vacant) => {
-                if self.is_full() {
+                if !self.claim() {
                     return write_through();
                 }
-                let entry = vacant.insert(Entry::new(load()?));
+                let stored = load().inspect_err(|_| self.give_back())?;
+                let entry = vacant.insert(Entry::new(stored));
                 entry.total.store(total, Ordering::Release);
-                self.len.fetch_add(1, Ordering::Relaxed);
             }
         }
         Ok(())
@@ -297,9 +296,28 @@ impl Cache {
 
     /// Whether a missing `key` may be cached now: always while the cache is less than a third
     /// full, never when it is full, and otherwise from the key's second recent hit.
+    /// When it may, its place is claimed: the caller inserts it, or gives the place back.
     fn admits(&self, key: &str) -> bool {
         let len = self.len();
-        len < self.capacity.div_ceil(3) || (len < self.capacity && self.doorkeeper.admit(key))
+        let may =
+            len < self.capacity.div_ceil(3) || (len < self.capacity && self.doorkeeper.admit(key));
+        may && self.claim()
+    }
+
+    /// Claims a place for one more entry, if there is one. Counting it before the insert, not
+    /// after, keeps misses in different shards from taking the cache past its capacity together.
+    fn claim(&self) -> bool {
+        let claimed = self
+            .len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |len| {
+                (len < self.capacity).then_some(len + 1)
+            });
+        claimed.is_ok()
+    }
+
+    /// Gives back a place claimed for an entry that was not inserted.
+    fn give_back(&self) {
+        self.len.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Whether the cache holds as many keys as it may.

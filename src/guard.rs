@@ -5,8 +5,8 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock};
 
 use dashmap::DashMap;
 use ipnet::IpNet;
@@ -155,6 +155,10 @@ pub struct Dedupe {
     seen: DashMap<u64, u64>,
     /// Entries in `seen` (DashMap::len locks every shard).
     len: AtomicUsize,
+    /// Held to add a visitor (and to drop expired ones first): checking the capacity and
+    /// inserting are one step, so concurrent first visits cannot take the map past it.
+    /// Checks of a visitor already seen never take it.
+    adding: Mutex<()>,
 }
 
 impl Dedupe {
@@ -166,6 +170,7 @@ impl Dedupe {
             hasher: RwLock::new((0, RandomState::new())),
             seen: DashMap::new(),
             len: AtomicUsize::new(0),
+            adding: Mutex::new(()),
         }
     }
 
@@ -188,6 +193,7 @@ impl Dedupe {
                 return true;
             }
         }
+        let _adding = lock(&self.adding);
         if self.len.load(Ordering::Relaxed) >= self.capacity {
             self.seen.retain(|_, expires| *expires > now_ms);
             self.len.store(self.seen.len(), Ordering::Relaxed);
@@ -246,6 +252,8 @@ pub struct RateLimit {
     /// Address → (minute, hits counted in it). Bounded by `capacity`.
     clients: DashMap<IpAddr, (u64, u32)>,
     len: AtomicUsize,
+    /// Held to add a client (and to drop past minutes' first), as [`Dedupe`]'s.
+    adding: Mutex<()>,
 }
 
 impl RateLimit {
@@ -256,6 +264,7 @@ impl RateLimit {
             capacity,
             clients: DashMap::new(),
             len: AtomicUsize::new(0),
+            adding: Mutex::new(()),
         }
     }
 
@@ -272,6 +281,7 @@ impl RateLimit {
             *hits = hits.saturating_add(1);
             return *hits <= self.per_minute;
         }
+        let _adding = lock(&self.adding);
         if self.len.load(Ordering::Relaxed) >= self.capacity {
             self.clients.retain(|_, (at, _)| *at == minute);
             self.len.store(self.clients.len(), Ordering::Relaxed);
@@ -294,6 +304,13 @@ impl RateLimit {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Locks a guard's adding lock; it guards no data, so a panic while it was held changed nothing.
+fn lock(adding: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+    adding
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -355,6 +372,28 @@ mod tests {
             ip("2001:db8::1")
         );
         Ok(())
+    }
+
+    #[test]
+    fn concurrent_first_visits_never_take_a_guard_past_its_capacity() {
+        for _ in 0..20 {
+            let dedupe = Dedupe::new(60, 50);
+            let limit = RateLimit::new(10, 50);
+            std::thread::scope(|scope| {
+                for thread in 0..8u8 {
+                    let (dedupe, limit) = (&dedupe, &limit);
+                    scope.spawn(move || {
+                        for n in 0..40u8 {
+                            let ip = Some(IpAddr::from([10, 0, thread, n]));
+                            dedupe.seen_recently(ip, b"ua", "k", 1_000);
+                            limit.allow(ip, 1_000);
+                        }
+                    });
+                }
+            });
+            assert!(dedupe.seen.len() <= 50, "{}", dedupe.seen.len());
+            assert!(limit.clients.len() <= 50, "{}", limit.clients.len());
+        }
     }
 
     #[test]
