@@ -26,7 +26,7 @@ pub struct Counter {
     full: Notify,
     /// A std mutex, held only by a flush (never across `.await`): two overlapping flushes could
     /// write an older total after a newer one. It guards what decides the next checkpoint.
-    flushing: Mutex<Journal>,
+    flushing: Mutex<SinceCheckpoint>,
 }
 
 /// Checkpoint every this long, so the journal a crash leaves to replay stays short and what
@@ -37,9 +37,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 /// with 64 MiB, about 1.5 million entries, replayed in about two seconds.
 const CHECKPOINT_BYTES: usize = 64 * 1024 * 1024;
 
-/// The journal's state since the last checkpoint.
+/// What has happened since the last checkpoint, which decides when the next one is due.
 #[derive(Debug)]
-struct Journal {
+struct SinceCheckpoint {
     /// When the last checkpoint was written.
     checkpointed: Instant,
     /// Bytes journaled since then.
@@ -49,7 +49,7 @@ struct Journal {
     rewrite: bool,
 }
 
-impl Journal {
+impl SinceCheckpoint {
     fn new() -> Self {
         Self {
             checkpointed: Instant::now(),
@@ -85,7 +85,7 @@ impl Counter {
             clock,
             store_dirty: AtomicBool::new(false),
             full: Notify::new(),
-            flushing: Mutex::new(Journal::new()),
+            flushing: Mutex::new(SinceCheckpoint::new()),
         }
     }
 
@@ -164,7 +164,7 @@ impl Counter {
         Ok(deleted)
     }
 
-    fn lock_flushing(&self) -> std::sync::MutexGuard<'_, Journal> {
+    fn lock_flushing(&self) -> std::sync::MutexGuard<'_, SinceCheckpoint> {
         self.flushing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -189,13 +189,13 @@ impl Counter {
     /// already holds the flush lock.
     fn flush_holding(
         &self,
-        journal: &mut Journal,
+        since: &mut SinceCheckpoint,
         checkpoint: bool,
     ) -> Result<FlushReport, StoreError> {
         let started = Instant::now();
         // A full cache can only make room by evicting saved entries, which takes a checkpoint.
-        let checkpoint = checkpoint || journal.is_due() || journal.rewrite || self.cache.is_full();
-        let take = match (journal.rewrite, checkpoint) {
+        let checkpoint = checkpoint || since.is_due() || since.rewrite || self.cache.is_full();
+        let take = match (since.rewrite, checkpoint) {
             (true, _) => Take::All,
             (false, true) => Take::Unsaved,
             (false, false) => Take::Dirty,
@@ -203,7 +203,7 @@ impl Counter {
         let (retired, latest) = self.cache.take_pending(take);
         let wrote_through = self.store_dirty.swap(false, Ordering::AcqRel);
         let written = retired.len() + latest.len();
-        if written > 0 || wrote_through || (checkpoint && journal.bytes > 0) {
+        if written > 0 || wrote_through || (checkpoint && since.bytes > 0) {
             let days: Vec<DayCount<'_>> = retired
                 .iter()
                 .map(|r| DayCount {
@@ -219,14 +219,14 @@ impl Counter {
                 self.store.journal(&latest, &days)
             };
             match result {
-                Ok(_) if checkpoint => *journal = Journal::new(),
-                Ok(bytes) => journal.bytes += bytes,
+                Ok(_) if checkpoint => *since = SinceCheckpoint::new(),
+                Ok(bytes) => since.bytes += bytes,
                 Err(err) => {
                     // The cache took its entries as written: the next flush rewrites them all,
                     // as a checkpoint. That also starts a new journal: a record cut short by the
                     // error may sit at the end of this one, and replay stops there, so nothing
                     // may be appended after it.
-                    journal.rewrite = true;
+                    since.rewrite = true;
                     self.store_dirty.fetch_or(wrote_through, Ordering::AcqRel);
                     // Cached entries stay dirty by themselves; retired days must be put back.
                     drop(days);
@@ -235,7 +235,7 @@ impl Counter {
                 }
             }
         } else if checkpoint {
-            *journal = Journal::new();
+            *since = SinceCheckpoint::new();
         }
         let evicted = self.cache.sweep(self.cache.is_full());
         telemetry::flushed(started.elapsed(), written, evicted, self.cache.len());

@@ -184,8 +184,16 @@ impl Store {
             self.days
                 .insert(day_key(bucket.key, bucket.day), &bucket.count.to_be_bytes())?;
         }
+        self.put_counts(latest.iter().copied())
+    }
+
+    /// Writes each key's latest counts into the counts tree, in the order given.
+    fn put_counts<'a>(
+        &self,
+        latest: impl IntoIterator<Item = (&'a str, Stored)>,
+    ) -> Result<(), StoreError> {
         for (key, stored) in latest {
-            self.counts.insert(key.as_bytes(), &pack(stored))?;
+            self.counts.insert(key.as_bytes(), &pack(&stored))?;
         }
         Ok(())
     }

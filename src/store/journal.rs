@@ -151,9 +151,7 @@ impl Store {
         let mut journal = self.lock_journal();
         let journal = journal.as_mut().ok_or_else(not_open)?;
         self.put(&[], retired)?;
-        for (key, stored) in latest.in_key_order() {
-            self.counts.insert(key.as_bytes(), &pack(&stored))?;
-        }
+        self.put_counts(latest.in_key_order())?;
         self.advance(journal)
     }
 
