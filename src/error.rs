@@ -39,6 +39,9 @@ pub enum Error {
     /// An admin request's body is not what the route takes.
     #[error("bad body: {0}")]
     BadBody(&'static str),
+    /// A counting endpoint asked with another method than GET or HEAD.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// The store failed; the count is not lost, the request may be retried.
     #[error("the count store is unavailable, try again later")]
     Store(#[from] StoreError),
@@ -69,6 +72,7 @@ impl Error {
             }
             Error::Refused(_) => StatusCode::FORBIDDEN,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -82,6 +86,7 @@ impl Error {
             Error::BadParam { name, .. } => format!("bad {name}").into(),
             Error::Refused(_) => "refused".into(),
             Error::Unauthorized => "unauthorized".into(),
+            Error::MethodNotAllowed => "bad method".into(),
             Error::BadBody(_) => "bad body".into(),
             Error::Store(_) => "unavailable".into(),
         }
@@ -109,6 +114,12 @@ impl Error {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(r#"Bearer realm="hitcounter admin""#),
+            );
+        }
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            response.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, OPTIONS"),
             );
         }
         response

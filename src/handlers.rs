@@ -76,7 +76,7 @@ pub enum Render {
 }
 
 impl Render {
-    fn output(self) -> Output {
+    pub(crate) fn output(self) -> Output {
         match self {
             Render::Text => Output::Text,
             Render::Svg => Output::Svg,

@@ -75,7 +75,14 @@ pub(crate) fn add_common(origin: Option<HeaderValue>, mut response: Response) ->
             headers.insert(name, value);
         }
     }
+    allow_origin(origin, response)
+}
+
+/// Allows `origin` (and credentials) on `response`, whose map came from [`for_reply`] and so has
+/// the common headers already: what [`add_common`] does to such a reply, without looking for them.
+pub(crate) fn allow_origin(origin: Option<HeaderValue>, mut response: Response) -> Response {
     if let Some(origin) = origin {
+        let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_CREDENTIALS,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use warp::filters::BoxedFilter;
-use warp::http::header::{self, HeaderValue};
+use warp::http::header::{self, HeaderMap, HeaderValue};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -24,8 +24,11 @@ pub(crate) type Route = BoxedFilter<(Response,)>;
 /// Every route, with the common headers and the one `recover` for warp's rejections.
 ///
 /// The counting endpoints carry nearly all the traffic, so they sit first and unboxed, at the top
-/// of the tree; the other endpoints are one boxed filter behind them. (A left fold put counting
-/// under a dozen boxed `Or` layers: an allocation and a dynamic call each, on every request.)
+/// of the tree, and add the common headers themselves from the request headers they already
+/// hold; the other endpoints are one boxed filter behind them, which never rejects: its
+/// `recover` answers whatever no route took. (A left fold put counting under a dozen boxed `Or`
+/// layers: an allocation and a dynamic call each, on every request; reading `Origin` with a
+/// filter of its own in front of every route was one more layer that moved the request's state.)
 pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
@@ -54,16 +57,12 @@ pub fn routes(
                 .and_then(|| async { Err(warp::reject::not_found()) })
                 .boxed()
         });
-    let endpoints = counting(&app)
-        .or(others)
-        .unify()
-        .recover(error::rejection_reply)
-        .unify();
     // No `warp::trace::request()`: its span cost about 3% of a badge request, and the log
     // lines it gave are [`telemetry::request`]'s debug lines now.
-    optional_header("origin")
-        .and(endpoints)
-        .map(headers::add_common)
+    let others = optional_header("origin")
+        .and(others.recover(error::rejection_reply).unify())
+        .map(headers::add_common);
+    counting(&app).or(others).unify()
 }
 
 /// The counting endpoints, all `GET|HEAD` with `?url=…` or a Referer:
@@ -75,7 +74,9 @@ pub fn routes(
 ///
 /// The `/count…` ones count a hit unless anti-refresh says not to; `/nocount…` never count.
 /// One filter for the eight: the path is looked up once, rather than tried against eight boxed
-/// filters in turn (that chain and its allocations showed in the request profile).
+/// filters in turn (that chain and its allocations showed in the request profile). Another
+/// method than GET or HEAD gets 405 here, but OPTIONS, which the preflight answers, and any
+/// other path are left to the other routes.
 fn counting(
     app: &Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
@@ -83,15 +84,38 @@ fn counting(
     // `map` with the state captured, not `with_state` and `then`: the handler is synchronous, and
     // each `and` or `then` layer moves the request's state along once more (~500 instructions).
     warp::path::full()
-        .and_then(|path: warp::path::FullPath| async move {
-            counting_endpoint(path.as_str()).ok_or_else(warp::reject::not_found)
+        .and(warp::method())
+        .and_then(|path: warp::path::FullPath, method: Method| async move {
+            match counting_endpoint(path.as_str()) {
+                Some(_) if method == Method::OPTIONS => Err(warp::reject::not_found()),
+                Some(endpoint) => Ok((endpoint, method)),
+                None => Err(warp::reject::not_found()),
+            }
         })
-        .and(visit())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::addr::remote())
+        // Last, the biggest: each `and` after it would move the header map once more.
+        .and(warp::header::headers_cloned())
         .map(
-            move |(name, counting, render): (&'static str, bool, Render), visit: Visit| {
-                let response = handlers::count(&app, &visit, counting, render);
+            move |((name, counting, render), method): ((&'static str, bool, Render), Method),
+                  query,
+                  peer,
+                  headers: HeaderMap| {
+                let origin = headers.get(header::ORIGIN).cloned();
+                let visit = Visit {
+                    peer,
+                    method,
+                    query,
+                    headers,
+                };
+                let response = if visit.method == Method::GET || visit.method == Method::HEAD {
+                    handlers::count(&app, &visit, counting, render)
+                } else {
+                    error::Error::MethodNotAllowed.into_response(render.output())
+                };
                 telemetry::request(name, response.status().as_u16());
-                response
+                // Every counting reply is made by `error::reply`, whose map has the common headers.
+                headers::allow_origin(origin, response)
             },
         )
 }

@@ -163,10 +163,24 @@ async fn every_route_answers_with_its_type_body_and_headers() -> TestResult {
         .request(Method::POST, "/count?url=example.com", &[])
         .await?;
     assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(header(post.headers(), "allow"), "GET, HEAD, OPTIONS");
+    assert_common_headers(post.headers(), "405");
+    for (method, path) in [
+        (Method::PUT, "/count/tag.svg?url=example.com"),
+        (Method::DELETE, "/count.json?url=example.com"),
+        (Method::PATCH, "/nocount?url=example.com"),
+    ] {
+        let refused = server.request(method.clone(), path, &[]).await?;
+        assert_eq!(
+            refused.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+    }
     assert_eq!(
         server.count_of("example.com").await?,
         2,
-        "a POST does not count"
+        "a POST, PUT or DELETE does not count"
     );
     server.stop().await
 }
