@@ -86,16 +86,18 @@ fn bounded(key: String, max_len: usize) -> Result<String, KeyError> {
 /// path with a dot segment, a backslash, or a character the parser would percent-encode.
 /// The key is a prefix of `rest`: it is handed out as a slice, without a copy.
 fn plain_key(rest: &str) -> Option<&str> {
-    // One pass over the bytes (this runs for every request whose target the memo does not
-    // hold): the host label by label, then the path up to `?` or `#`.
+    // One pass over the bytes, each looked up in one table (this runs for every request): the
+    // host label by label, then the path up to `?` or `#`.
     let bytes = rest.as_bytes();
+    let class = |at: usize| bytes.get(at).map_or(END, |&b| CLASSES[usize::from(b)]);
     let mut i = 0;
     loop {
         let start = i;
-        while bytes
-            .get(i)
-            .is_some_and(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
+        if class(i) & LETTER == 0 {
+            return None;
+        }
+        i += 1;
+        while class(i) & LABEL != 0 {
             i += 1;
         }
         if !plain_label(bytes.get(start..i)?) {
@@ -107,55 +109,82 @@ fn plain_key(rest: &str) -> Option<&str> {
         i += 1;
     }
     let host_end = i;
-    let path_end = bytes
-        .get(host_end..)?
-        .iter()
-        .position(|&b| b == b'?' || b == b'#')
-        .map_or(bytes.len(), |at| host_end + at);
     // Right after the host: the end, `/`, `?` or `#`; anything else (`:`, `\`, upper case, ...)
     // needs the parser.
-    if !matches!(bytes.get(host_end), None | Some(b'/' | b'?' | b'#')) {
+    if class(i) & (END | SLASH) == 0 {
         return None;
     }
-    if !plain_path(bytes.get(host_end..path_end)?) {
-        return None;
+    while class(i) & END == 0 {
+        let here = class(i);
+        if here & PATH == 0 {
+            return None;
+        }
+        if here & DOT != 0
+            && class(i.saturating_sub(1)) & SLASH != 0
+            && dot_segment_ends(class(i + 1), class(i + 2))
+        {
+            return None;
+        }
+        if here & PERCENT != 0 && matches!(bytes.get(i + 1..i + 3), Some([b'2', b'e' | b'E'])) {
+            return None;
+        }
+        i += 1;
     }
-    let mut end = path_end;
+    let mut end = i;
     while end > host_end && bytes.get(end - 1) == Some(&b'/') {
         end -= 1;
     }
     rest.get(..end)
 }
 
-/// A host label IDNA passes through unchanged (the `idna` crate's own ASCII fast path): a
-/// lower-case letter, then letters, digits and hyphens, no hyphen last, and no `--` after two
-/// characters (`xn--` and the like go to the full check). Starting with a letter, the last label
-/// is no number, so the host is no IPv4 address.
-fn plain_label(label: &[u8]) -> bool {
-    label.first().is_some_and(u8::is_ascii_lowercase)
-        && label
-            .iter()
-            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && label.last() != Some(&b'-')
-        && label.get(2..4) != Some(b"--")
+/// Whether a `.` that starts a path segment, followed by bytes of classes `next` and `after`,
+/// is a dot segment (`.` or `..`) that the parser would remove.
+fn dot_segment_ends(next: u8, after: u8) -> bool {
+    next & (END | SLASH) != 0 || (next & DOT != 0 && after & (END | SLASH) != 0)
 }
 
-/// A path (from its `/`, or empty) the URL parser keeps as it is: RFC 3986's unreserved and
-/// sub-delims, `:`, `@`, `/` and `%` (escapes are kept as written), and no dot segment (`.` or
-/// `..`, or `%2e` anywhere, an escaped dot to dot-segment removal).
-fn plain_path(path: &[u8]) -> bool {
-    path.iter().enumerate().all(|(i, &b)| match b {
-        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'~' | b'/' => true,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => true,
-        b':' | b'@' => true,
-        b'%' => !matches!(path.get(i + 1..i + 3), Some([b'2', b'e' | b'E'])),
-        b'.' => {
-            let starts_segment = i.checked_sub(1).and_then(|j| path.get(j)) == Some(&b'/');
-            let rest = path.get(i + 1..).unwrap_or_default();
-            !(starts_segment && matches!(rest, [] | [b'/', ..] | [b'.'] | [b'.', b'/', ..]))
-        }
-        _ => false,
-    })
+/// The classes of a byte in [`plain_key`]'s scan, as bits: what it may start or continue, and
+/// which bytes need a second look.
+const LETTER: u8 = 1; // a-z: may start a host label
+const LABEL: u8 = 2; // a-z, 0-9, -: may continue one
+const PATH: u8 = 4; // kept as it is in a path (`%` and `.` after a second look)
+const SLASH: u8 = 8;
+const DOT: u8 = 16;
+const PERCENT: u8 = 32;
+/// The end of the path: `?`, `#`, or past the last byte.
+const END: u8 = 64;
+
+/// [`LETTER`] … [`END`] for every byte.
+static CLASSES: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        table[b] = match byte {
+            b'a'..=b'z' => LETTER | LABEL | PATH,
+            b'0'..=b'9' | b'-' => LABEL | PATH,
+            b'A'..=b'Z' | b'_' | b'~' => PATH,
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => PATH,
+            b':' | b'@' => PATH,
+            b'/' => PATH | SLASH,
+            b'.' => PATH | DOT,
+            b'%' => PATH | PERCENT,
+            b'?' | b'#' => END,
+            _ => 0,
+        };
+        b += 1;
+    }
+    table
+}
+
+/// Whether a host label that [`plain_key`]'s scan took (a lower-case letter, then letters, digits
+/// and hyphens) is one IDNA passes through unchanged (the `idna` crate's own ASCII fast path): no
+/// hyphen last, and no `--` after two characters (`xn--` and the like go to the full check).
+/// Starting with a letter, the last label is no number, so the host is no IPv4 address.
+fn plain_label(label: &[u8]) -> bool {
+    label.last() != Some(&b'-') && label.get(2..4) != Some(b"--")
 }
 
 /// The key of `rest` by the URL parser.
