@@ -24,9 +24,12 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        // Seconds and milliseconds apart: `as_millis` works in u128, and this runs on every hit.
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+            d.as_secs()
+                .saturating_mul(1000)
+                .saturating_add(u64::from(d.subsec_millis()))
+        })
     }
 }
 
@@ -123,6 +126,18 @@ mod tests {
         ] {
             assert_eq!(day_from_date(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_system_clock_reads_milliseconds_since_the_epoch() {
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis());
+        let now = u128::from(SystemClock.now_ms());
+        let after = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis());
+        assert!(matches!((before, after), (Ok(b), Ok(a)) if b <= now && now <= a));
     }
 
     #[test]
