@@ -10,7 +10,8 @@
 #
 # Usage: benches/load.sh                    (defaults: ROUNDS=5 DURATION=10 CONNECTIONS=64)
 #        ROUNDS=1 DURATION=2 benches/load.sh (a smoke run)
-# ONLY="hot distinct nocount text" picks runs (all by default). Other settings: WARMUP
+# ONLY="hot distinct nocount text" picks runs (all by default). OURS_BIN measures another build
+# of ours (an earlier commit's, for a baseline) against the ceiling. Other settings: WARMUP
 # (seconds, 3), OURS_PORT (18080), CEILING_PORT (18081), SERVER_CPU (0), WRK_CPU (1). Needs wrk
 # (apt-get install -y wrk), curl and taskset. Loopback only; everything it starts is stopped on
 # exit. Exits non-zero when a correctness check fails; a missed throughput
@@ -31,7 +32,7 @@ source benches/load/preflight.sh
 preflight load.sh ROUNDS DURATION CONNECTIONS WARMUP OURS_PORT CEILING_PORT SERVER_CPU WRK_CPU
 
 LUA=benches/load
-OURS_BIN=target/release/hitcounter
+OURS_BIN=${OURS_BIN:-target/release/hitcounter}
 CEILING_BIN=target/release/examples/ceiling
 # Distinct keys in the distinct-keys endpoint, and the ones whose counts are checked after it.
 DISTINCT_KEYS=100000
@@ -283,6 +284,7 @@ start_ceiling
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || commit="$commit (uncommitted changes)"
+[[ $OURS_BIN == target/release/hitcounter ]] || commit="$commit, ours from $OURS_BIN"
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo
 echo "== Markdown for the README's Performance section"

@@ -9,7 +9,8 @@
 #
 # Usage: benches/scale.sh
 # Settings: KEYS (1000000), CONNECTIONS (64), FLOOD_MAX_SECS (600: the flood's time bound),
-# STARTS (10), PORT (18090), SERVER_CPU (0), WRK_CPU (1). Needs wrk, curl, taskset. Loopback
+# STARTS (10), PORT (18090), SERVER_CPU (0), WRK_CPU (1), OURS_BIN (another build of ours, e.g. an
+# earlier commit's, to measure a baseline on the same machine). Needs wrk, curl, taskset. Loopback
 # only; everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ WRK_CPU=${WRK_CPU:-1}
 source benches/load/preflight.sh
 preflight scale.sh KEYS CONNECTIONS FLOOD_MAX_SECS STARTS PORT SERVER_CPU WRK_CPU
 
-OURS_BIN=target/release/hitcounter
+OURS_BIN=${OURS_BIN:-target/release/hitcounter}
 SUM_BIN=target/release/examples/sum_counts
 # /nocount requests after the flood: enough that every connection's last counting request has
 # been answered before wrk stops.
@@ -201,6 +202,7 @@ echo "    ms: ${starts_ms[*]}; median $cold_ms ms"
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || commit="$commit (uncommitted changes)"
+[[ $OURS_BIN == target/release/hitcounter ]] || commit="$commit, ours from $OURS_BIN"
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo
 echo "== Markdown for the README's Performance section"
