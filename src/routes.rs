@@ -2,6 +2,7 @@
 //! common headers of [`crate::headers`]. What an endpoint does lives in [`crate::handlers`].
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -92,10 +93,7 @@ fn counting(
                 None => Err(warp::reject::not_found()),
             }
         })
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::addr::remote())
-        // Last, the biggest: each `and` after it would move the header map once more.
-        .and(warp::header::headers_cloned())
+        .and(parts())
         .map(
             move |((name, counting, render), method): ((&'static str, bool, Render), Method),
                   query,
@@ -255,14 +253,23 @@ fn visit() -> impl Filter<Extract = (Visit,), Error = Rejection> + Clone {
         .map(|| Method::GET)
         .or(warp::head().map(|| Method::HEAD))
         .unify()
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::addr::remote())
-        // Last, the biggest: each `and` after it would move the header map once more.
-        .and(warp::header::headers_cloned())
+        .and(parts())
         .map(|method, query, peer, headers| Visit {
             peer,
             method,
             query,
             headers,
         })
+}
+
+/// The parts of a request a [`Visit`] holds besides its method: the raw query string (empty if
+/// none), the socket peer and the headers.
+fn parts()
+-> impl Filter<Extract = (String, Option<SocketAddr>, HeaderMap), Error = Infallible> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and(warp::addr::remote())
+        // Last, the biggest: each `and` after it would move the header map once more.
+        .and(warp::header::headers_cloned())
 }
