@@ -1,5 +1,5 @@
-//! Counting: the front cache over the store, and the flusher task that makes cached totals and
-//! day counts durable (into the journal, or at a checkpoint into sled) and prunes old days.
+//! Counting: the front cache over the store, and the flushes that make cached totals and day
+//! counts durable (into the journal, or at a checkpoint into sled); [`spawn_flusher`] runs them.
 //! Flushes never overlap: the flusher, the top-sites refresher, exports and admin writes all
 //! flush under one lock.
 
@@ -7,13 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::Notify;
 
 use crate::cache::{Cache, Counts, Take};
 use crate::clock::Clock;
 use crate::store::{DayCount, Store, StoreError};
 use crate::telemetry;
+
+mod flusher;
+pub use flusher::spawn_flusher;
 
 /// The count of every key: hot keys in the front cache, the rest in the store.
 pub struct Counter {
@@ -36,12 +38,6 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 /// its URL per flushed page), so the journal's disk space and replay after a crash stay bounded:
 /// with 64 MiB, about 1.5 million entries, replayed in about two seconds.
 const CHECKPOINT_BYTES: usize = 64 * 1024 * 1024;
-/// After a flush that wrote or evicted, the heap's free pages go back to the system at most this
-/// often ([`crate::memory::release_free_memory`]). sled replaces a page's copy in memory on every
-/// write and frees the old one, in the middle of the heap, where glibc never gives memory back by
-/// itself. `PASSES=3 bash benches/scale.sh` (three floods of the same 1M pages): peak RSS 129 MiB
-/// without it, 109 MiB with it. A trim of a heap that size took 8–20 ms, on a blocking thread.
-const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 /// What has happened since the last checkpoint, which decides when the next one is due.
 #[derive(Debug)]
@@ -279,90 +275,6 @@ impl Counter {
     pub fn store(&self) -> &Store {
         &self.store
     }
-}
-
-/// Runs blocking work of the counter on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    counter: &Arc<Counter>,
-    work: impl FnOnce(&Counter) -> T + Send + 'static,
-) -> T {
-    let counter = Arc::clone(counter);
-    match tokio::task::spawn_blocking(move || work(&counter)).await {
-        Ok(result) => result,
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-}
-
-/// Gives the heap's free pages back to the system, on a blocking thread: it takes a while, and
-/// each of malloc's arenas is locked while it is trimmed.
-async fn release_free_memory() {
-    let started = Instant::now();
-    match tokio::task::spawn_blocking(crate::memory::release_free_memory).await {
-        Ok(released) => tracing::debug!(
-            released,
-            took_ms = started.elapsed().as_millis() as u64,
-            "returned free heap memory to the system"
-        ),
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-}
-
-/// The flusher task: owned by the server, stopped by its shutdown signal, and ending with a final
-/// flush whose result is what the task returns. Once a day (when the clock's day changes) it
-/// also prunes day buckets older than `history_days`; never at start-up.
-pub fn spawn_flusher(
-    counter: Arc<Counter>,
-    interval: Duration,
-    history_days: u32,
-    mut shutdown: watch::Receiver<bool>,
-) -> JoinHandle<Result<FlushReport, StoreError>> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut pruned_on = counter.today();
-        let mut trimmed = Instant::now();
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                () = counter.full.notified() => {}
-                _ = shutdown.wait_for(|stop| *stop) => break,
-            }
-            let started = Instant::now();
-            let flushed = blocking(&counter, Counter::flush).await;
-            let churned =
-                matches!(&flushed, Ok(report) if report.written > 0 || report.evicted > 0);
-            match flushed {
-                Ok(report) if report.written > 0 || report.evicted > 0 => tracing::debug!(
-                    written = report.written,
-                    evicted = report.evicted,
-                    took_ms = started.elapsed().as_millis() as u64,
-                    "flushed"
-                ),
-                Ok(_) => {}
-                Err(err) => tracing::error!(cause = %err, "flush failed; will retry"),
-            }
-            if churned && trimmed.elapsed() >= TRIM_EVERY {
-                trimmed = Instant::now();
-                release_free_memory().await;
-            }
-            if counter.today() != pruned_on {
-                pruned_on = counter.today();
-                match blocking(&counter, move |c| c.prune(history_days)).await {
-                    Ok(removed) => tracing::info!(removed, "pruned old day buckets"),
-                    Err(err) => tracing::error!(cause = %err, "pruning day buckets failed"),
-                }
-            }
-        }
-        let report = blocking(&counter, Counter::checkpoint).await;
-        match &report {
-            Ok(report) => tracing::info!(
-                written = report.written,
-                "final flush done, as a checkpoint"
-            ),
-            Err(err) => tracing::error!(cause = %err, "final flush failed"),
-        }
-        report
-    })
 }
 
 #[cfg(test)]

@@ -165,7 +165,7 @@ impl Memo {
 
     /// [`normalise`], remembered: the same answer, without parsing a target seen recently.
     ///
-    /// A plain target (see [`plain_key`]) is remembered only while there is room: keying it
+    /// A plain target (see `plain::plain_key`) is remembered only while there is room: keying it
     /// again costs little, and a stream of distinct plain targets (a site's many pages) must not
     /// clear the memo again and again, evicting the targets that need the parser.
     pub fn normalise<'a>(&self, target: &'a str, max_len: usize) -> Result<Key<'a>, KeyError> {
