@@ -3,7 +3,12 @@
 #   1. `systemd-analyze verify` accepts it with no error and no warning at all
 #      (an unknown or malformed directive is only a warning, exit status 0, so
 #      any output counts as a failure);
-#   2. `systemd-analyze security --offline=yes` rates its exposure <= MAX_EXPOSURE.
+#   2. `systemd-analyze security --offline=yes` rates its exposure <= MAX_EXPOSURE;
+#   3. its GLIBC_TUNABLES takes effect: glibc ignores a tunable it does not know,
+#      so a typo would turn huge pages off without a word. Started with it, the
+#      binary's heap must carry the huge-page advice ("hg" in its VmFlags in
+#      /proc/PID/smaps). glibc only gives that advice when the kernel's THP mode
+#      is "madvise", so under another mode the check is skipped, saying so.
 #
 # Usage (from anywhere, typically the repo root):
 #   bash .ci/check-unit.sh target/debug/hitcounter
@@ -86,4 +91,32 @@ score=$(printf '%s\n' "$security_out" |
 if awk -v s="$score" -v max="$MAX_EXPOSURE" 'BEGIN { exit !(s > max) }'; then
     die "exposure $score is above the allowed $MAX_EXPOSURE"
 fi
-echo "check-unit: OK: verify clean, security exposure $score (max $MAX_EXPOSURE)"
+
+echo "== the unit's GLIBC_TUNABLES, in a start of $binary"
+tunables=$(sed -n 's/^Environment=GLIBC_TUNABLES=//p' "$unit")
+[[ -n $tunables ]] || die "the unit sets no GLIBC_TUNABLES"
+thp_mode=$(grep -o '\[[a-z]*\]' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || true)
+if [[ $thp_mode != "[madvise]" ]]; then
+    echo "tunables: SKIPPED: the kernel's THP mode is '${thp_mode:-unknown}', not [madvise]"
+else
+    env GLIBC_TUNABLES="$tunables" "$binary" --bind 127.0.0.1:0 --data-dir "$root/data" \
+        2>"$root/start.log" &
+    pid=$!
+    advised=no
+    for _ in $(seq 100); do
+        if grep -q '^VmFlags:.* hg' "/proc/$pid/smaps" 2>/dev/null; then
+            advised=yes
+            break
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    [[ $advised == yes ]] || {
+        cat "$root/start.log" >&2
+        die "started with GLIBC_TUNABLES=$tunables, the binary's memory has no huge-page advice"
+    }
+    echo "tunables: OK: GLIBC_TUNABLES=$tunables gives the heap huge-page advice"
+fi
+echo "check-unit: OK: verify clean, security exposure $score (max $MAX_EXPOSURE), tunables checked"
