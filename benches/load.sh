@@ -13,7 +13,8 @@
 # ONLY="hot distinct nocount text" picks runs (all by default). OURS_BIN measures another build
 # of ours (an earlier commit's, for a baseline) against the ceiling. Other settings: WARMUP
 # (seconds, 3), OURS_PORT (18080), CEILING_PORT (18081), SERVER_CPU (0), WRK_CPU (1). Needs wrk
-# (apt-get install -y wrk), curl and taskset. Loopback only; everything it starts is stopped on
+# (apt-get install -y wrk), curl and taskset. Both servers get hitcounter.service's GLIBC_TUNABLES
+# (set GLIBC_TUNABLES= to run them without). Loopback only; everything it starts is stopped on
 # exit. Exits non-zero when a correctness check fails; a missed throughput
 # target is reported (MISS), not a failure.
 set -euo pipefail
@@ -30,6 +31,7 @@ WRK_CPU=${WRK_CPU:-1}
 # shellcheck source=benches/load/preflight.sh
 source benches/load/preflight.sh
 preflight load.sh ROUNDS DURATION CONNECTIONS WARMUP OURS_PORT CEILING_PORT SERVER_CPU WRK_CPU
+unit_environment
 
 LUA=benches/load
 OURS_BIN=${OURS_BIN:-target/release/hitcounter}
@@ -79,7 +81,7 @@ wait_ready() {
 }
 
 start_ceiling() {
-    taskset -c "$SERVER_CPU" "$CEILING_BIN" --bind "127.0.0.1:$CEILING_PORT" 2>>"$work/ceiling.log" &
+    env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPU" "$CEILING_BIN" --bind "127.0.0.1:$CEILING_PORT" 2>>"$work/ceiling.log" &
     ceiling_pid=$!
     wait_ready "$ceiling_pid" "http://127.0.0.1:$CEILING_PORT/"
 }
@@ -88,7 +90,7 @@ start_ceiling() {
 start_ours() {
     local dir
     dir=$(mktemp -d "$work/data.XXXXXX")
-    taskset -c "$SERVER_CPU" "$OURS_BIN" --bind "127.0.0.1:$OURS_PORT" --data-dir "$dir" \
+    env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPU" "$OURS_BIN" --bind "127.0.0.1:$OURS_PORT" --data-dir "$dir" \
         --cookie-window-secs 0 2>>"$work/ours.log" &
     ours_pid=$!
     wait_ready "$ours_pid" "http://127.0.0.1:$OURS_PORT/nocount?url=bench.example/ready"
@@ -290,9 +292,10 @@ echo
 echo "== Markdown for the README's Performance section"
 echo
 echo "$(date -u +%Y-%m-%d), commit $commit, $(nproc) × $cpu, $(uname -sr); each server pinned to"
-echo "one core, wrk (\`-t1 -c$CONNECTIONS\`) on another; $ROUNDS alternating rounds of ${DURATION} s per server;"
-echo "req/s are medians; the ratio is ours/ceiling per round (its median first); the CPU ratio is the"
-echo "median of ceiling/ours CPU time per answer, which other work on the machine disturbs far less."
+echo "one core with \`${SERVER_ENV[*]}\`, wrk (\`-t1 -c$CONNECTIONS\`) on another; $ROUNDS alternating"
+echo "rounds of ${DURATION} s per server; req/s are medians; the ratio is ours/ceiling per round (its"
+echo "median first); the CPU ratio is the median of ceiling/ours CPU time per answer, which other work"
+echo "on the machine disturbs far less."
 echo
 echo "| endpoint | ours req/s | ceiling req/s | ratio (per round) | target | CPU ratio | ours CPU µs/req | ours p50 / p99 ms | non-2xx | peak RSS MiB |"
 echo "|---|---:|---:|---|---|---:|---:|---:|---:|---:|"
