@@ -105,7 +105,8 @@ complete=1
 # One pass of the flood: wrk in the background; every 0.5 s, our RSS (into $work/rss.<pass>) and
 # whether the last page of the flood has this pass's hit. Once it has, the /nocount tail lets
 # every connection's last counting request finish, flood.lua stops wrk's thread, and SIGINT
-# makes wrk print its summary (it would otherwise idle until -d). Sets W, flood_secs and rate.
+# makes wrk print its summary (it would otherwise idle until -d). Sets W, flood_secs, rate and
+# peak_kib (the pass's peak RSS sampled).
 flood_pass() {
     local pass=$1 t0 t1="" line errors wrk_status=0
     t0=$(date +%s%N)
@@ -148,7 +149,8 @@ flood_pass() {
     echo "    pass $pass, wrk: ${W[requests]} answers (${W[started]} requests handed out); the $KEYS pages in" \
         "${flood_secs} s, ${rate} req/s; p50 ${W[p50_us]} us, p99 ${W[p99_us]} us; non-2xx ${W[non2xx]};" \
         "socket errors c/r/w/t ${W[connect]}/${W[read]}/${W[write]}/${W[timeout]}"
-    echo "    pass $pass, RSS: peak sampled $(mib "$(sort -n "$work/rss.$pass" | tail -1)") MiB, after it" \
+    peak_kib=$(sort -n "$work/rss.$pass" | tail -1)
+    echo "    pass $pass, RSS: peak sampled $(mib "$peak_kib") MiB, after it" \
         "$(mib "$(tail -1 "$work/rss.$pass")") MiB, $(wc -l <"$work/rss.$pass") samples"
     if [[ -z $t1 ]] || ((W[started] < KEYS + TAIL || W[non2xx] != 0 || errors != 0)); then
         complete=0
@@ -157,8 +159,7 @@ flood_pass() {
 }
 flood_pass 1
 # The first pass is the flood the target is about; its figures go into the table.
-first_secs=$flood_secs first_rate=$rate first_p99_us=${W[p99_us]}
-rss_peak_kib=$(sort -n "$work/rss.1" | tail -1)
+first_secs=$flood_secs first_rate=$rate first_p99_us=${W[p99_us]} rss_peak_kib=$peak_kib
 for pass in $(seq 2 "$PASSES"); do
     flood_pass "$pass"
 done

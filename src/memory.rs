@@ -10,6 +10,10 @@
 //! glibc also gives threads up to eight heap arenas per core, and sled's I/O threads, the
 //! runtime's workers and the flusher's blocking thread each fill their own: one arena per core
 //! took a 100k-page `load.sh` distinct-keys run (20 s) from 57 to 46 MiB peak, a little faster.
+//!
+//! One setting is not here: glibc reads `glibc.malloc.hugetlb` (transparent huge pages for its
+//! heaps, a faster start on a big data dir) only from `GLIBC_TUNABLES` in the environment, so
+//! `hitcounter.service` sets it.
 
 /// Blocks at least this big are mapped on their own (glibc's initial default, kept fixed).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -27,11 +27,6 @@ preflight() {
 # cmd`): its GLIBC_TUNABLES (malloc on transparent huge pages), unless GLIBC_TUNABLES is already
 # set, even empty, in which case everything inherits that one. Prints what the servers get.
 unit_environment() {
-    SERVER_ENV=()
-    if [[ -z ${GLIBC_TUNABLES+set} ]]; then
-        SERVER_ENV=("GLIBC_TUNABLES=$(sed -n 's/^Environment=GLIBC_TUNABLES=//p' hitcounter.service)")
-    else
-        SERVER_ENV=("GLIBC_TUNABLES=$GLIBC_TUNABLES")
-    fi
-    echo "== servers run with ${SERVER_ENV[*]} (as hitcounter.service runs ours)"
+    SERVER_ENV=("GLIBC_TUNABLES=${GLIBC_TUNABLES-$(sed -n 's/^Environment=GLIBC_TUNABLES=//p' hitcounter.service)}")
+    echo "== servers run with ${SERVER_ENV[*]}"
 }
