@@ -8,13 +8,27 @@
 //!
 //! ```sh
 //! cargo run --release --example ceiling -- --bind 127.0.0.1:8081
+//! cargo run --release --example ceiling -- --bind 127.0.0.1:8082 --floor
 //! ```
+//!
+//! With `--floor` it is instead the floor under hitcounter's counting endpoints: it takes the
+//! request apart with the same warp filters as `routes::counting` (path, method, query, peer,
+//! headers) and answers with hitcounter's headers and a badge of hitcounter's size (or the text
+//! reply's), but does none of hitcounter's work. `benches/load.sh` (`FLOOR=1`) and
+//! `benches/instructions.sh` measure it beside the other two, to show which part of the gap to the
+//! ceiling is the filters and the reply every counting server on this stack needs, and which is
+//! hitcounter's own.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use bytes::Bytes;
 use clap::Parser;
 use warp::Filter;
+use warp::http::Method;
+use warp::http::header::{self, HeaderMap, HeaderValue};
+use warp::reply::Response;
 
 /// A fixed flat badge, "hits | 42", about 200 bytes: the size of a small real one.
 const BADGE: &str = concat!(
@@ -33,6 +47,9 @@ struct Args {
     /// is about 1.1 KB) costs the stack by itself.
     #[arg(long)]
     svg_file: Option<std::path::PathBuf>,
+    /// Be the floor under hitcounter's counting endpoints instead (see the top of this file).
+    #[arg(long, conflicts_with = "svg_file")]
+    floor: bool,
 }
 
 fn main() -> ExitCode {
@@ -70,6 +87,90 @@ async fn serve() -> ExitCode {
     eprintln!("ceiling listening on http://{address}");
     let badge =
         warp::any().map(move || warp::reply::with_header(body, "content-type", "image/svg+xml"));
-    warp::serve(badge).incoming(listener).run().await;
+    if args.floor {
+        let rest = badge.map(warp::Reply::into_response);
+        warp::serve(floor().or(rest).unify())
+            .incoming(listener)
+            .run()
+            .await;
+    } else {
+        warp::serve(badge).incoming(listener).run().await;
+    }
     ExitCode::SUCCESS
+}
+
+/// `--floor`: what hitcounter's counting route extracts, by the same filters in the same order,
+/// and a reply of its shape: its headers (a template's clone, as `hitcounter::headers` makes
+/// them) and a fixed body, a seven-digit badge for `*.svg` paths and a number for the others.
+fn floor() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let message = "1234567";
+    // Behind an `Arc`, as hitcounter's state: hyper clones the whole filter for every request.
+    let replies = Arc::new([
+        Reply::new("text/plain; charset=utf-8", message.to_owned()),
+        Reply::new(
+            "image/svg+xml",
+            hitcounter::badge::render(&Default::default(), message),
+        ),
+    ]);
+    warp::path::full()
+        .and(warp::method())
+        .and_then(|path: warp::path::FullPath, method: Method| async move {
+            match path.as_str() {
+                "/count" | "/nocount" => Ok((false, method)),
+                "/count/tag.svg" | "/nocount/tag.svg" => Ok((true, method)),
+                _ => Err(warp::reject::not_found()),
+            }
+        })
+        .and(
+            warp::query::raw()
+                .or(warp::any().map(String::new))
+                .unify()
+                .and(warp::addr::remote())
+                .and(warp::header::headers_cloned()),
+        )
+        .map(
+            move |(is_svg, method): (bool, Method),
+                  query: String,
+                  peer: Option<SocketAddr>,
+                  request: HeaderMap| {
+                // Everything hitcounter is handed, and nothing done with it.
+                std::hint::black_box((method, query, peer, request));
+                replies[usize::from(is_svg)].response()
+            },
+        )
+}
+
+/// A fixed reply: its headers, cloned for each answer, and its body.
+struct Reply {
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    /// A reply of `content_type` with hitcounter's common headers (`hitcounter::headers`).
+    fn new(content_type: &'static str, body: String) -> Reply {
+        let mut headers = HeaderMap::with_capacity(10);
+        for (name, value) in [
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::CACHE_CONTROL,
+                "no-cache, no-store, must-revalidate, max-age=0",
+            ),
+            (header::VARY, "Origin"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        Reply {
+            headers,
+            body: body.into(),
+        }
+    }
+
+    fn response(&self) -> Response {
+        let mut response = Response::new(self.body.clone().into());
+        *response.headers_mut() = self.headers.clone();
+        response
+    }
 }
