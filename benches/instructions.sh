@@ -7,9 +7,11 @@
 #
 # For each endpoint: start the server under callgrind on loopback, send WARM requests, zero the
 # counters, send exactly N requests over 8 keep-alive connections (benches/load/client.py), dump,
-# stop. Prints Ir/request for each server and the ratio ceiling/ours.
+# stop. Prints Ir/request for each server and the ratio ceiling/ours; and the same for the floor
+# (`ceiling --floor`: our counting route's filters and reply, none of our work), so that what is
+# left between the floor and ours is our own work.
 #
-# Usage: benches/instructions.sh            (N=20000, WARM=500; about 4 minutes)
+# Usage: benches/instructions.sh            (N=20000, WARM=500; about 6 minutes)
 # Needs valgrind (installed with apt-get if missing), python3, curl. Everything it starts is
 # stopped on exit. Keep the callgrind dumps for `callgrind_annotate --inclusive=yes` with KEEP=dir.
 set -euo pipefail
@@ -32,12 +34,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# measure ID SERVER PATH [PRE]: prints Ir per request of SERVER (ours|ceiling) answering PATH
+# measure ID SERVER PATH [PRE]: prints Ir per request of SERVER (ours|floor|ceiling) answering PATH
 # (PATH "distinct:P" sends P?url=bench.example/p<i>, a new page each); PRE is requested once first.
 measure() {
     local name=$1 server=$2 path=$3 pre=${4:-} out="$work/$1-$2.out" first=() warm_first=()
     local -a cmd=(target/release/examples/ceiling --bind "127.0.0.1:$PORT")
-    if [[ $server == ours ]]; then
+    if [[ $server == floor ]]; then
+        cmd+=(--floor)
+    elif [[ $server == ours ]]; then
         cmd=(target/release/hitcounter --bind "127.0.0.1:$PORT" --data-dir "$work/data-$name"
             --cookie-window-secs 0)
     fi
@@ -66,15 +70,17 @@ measure() {
 
 # report ID NAME PATH [PRE]: one row of the table.
 report() {
-    local id=$1 name=$2 path=$3 pre=${4:-} ours ceiling
+    local id=$1 name=$2 path=$3 pre=${4:-} ours floor ceiling
     ours=$(measure "$id" ours "$path" "$pre")
+    floor=$(measure "$id" floor "$path")
     ceiling=$(measure "$id" ceiling "$path")
-    echo "| $name | $ours | $ceiling | $(awk -v a="$ours" -v b="$ceiling" 'BEGIN { printf "%.3f", b / a }') |"
+    echo "| $name | $ours | $floor | $ceiling | $(awk -v a="$ours" -v f="$floor" -v b="$ceiling" \
+        'BEGIN { printf "%.3f | %.3f | %.3f", b / a, b / f, f / a }') |"
 }
 
 echo
-echo "| endpoint | ours Ir/request | ceiling Ir/request | ceiling/ours |"
-echo "|---|---:|---:|---:|"
+echo "| endpoint | ours Ir/request | floor Ir/request | ceiling Ir/request | ceiling/ours | ceiling/floor | floor/ours |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 report hot "/count/tag.svg, one page" "/count/tag.svg?url=example.com/x"
 report nocount "/nocount/tag.svg, one page" "/nocount/tag.svg?url=example.com/x" "/count?url=example.com/x"
 report distinct "/count/tag.svg, a new page each" "distinct:/count/tag.svg"

@@ -10,9 +10,12 @@
 #
 # Usage: benches/load.sh                    (defaults: ROUNDS=5 DURATION=10 CONNECTIONS=64)
 #        ROUNDS=1 DURATION=2 benches/load.sh (a smoke run)
-# ONLY="hot distinct nocount text" picks runs (all by default). OURS_BIN measures another build
+# ONLY="hot distinct nocount text" picks runs (all by default). FLOOR=1 measures a third server in
+# every round, `ceiling --floor` (our counting route's warp filters and reply, none of our work), and
+# adds a table of floor/ceiling and ours/floor. OURS_BIN measures another build
 # of ours (an earlier commit's, for a baseline) against the ceiling. Other settings: WARMUP
-# (seconds, 3), OURS_PORT (18080), CEILING_PORT (18081), SERVER_CPU (0), WRK_CPU (1). Needs wrk
+# (seconds, 3), OURS_PORT (18080), CEILING_PORT (18081), FLOOR_PORT (18082), SERVER_CPU (0),
+# WRK_CPU (1). Needs wrk
 # (apt-get install -y wrk), curl and taskset. Both servers get hitcounter.service's GLIBC_TUNABLES
 # (set GLIBC_TUNABLES= to run them without). Loopback only; everything it starts is stopped on
 # exit. Exits non-zero when a correctness check fails; a missed throughput
@@ -26,11 +29,13 @@ CONNECTIONS=${CONNECTIONS:-64}
 WARMUP=${WARMUP:-3}
 OURS_PORT=${OURS_PORT:-18080}
 CEILING_PORT=${CEILING_PORT:-18081}
+FLOOR=${FLOOR:-0}
+FLOOR_PORT=${FLOOR_PORT:-18082}
 SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
 # shellcheck source=benches/load/preflight.sh
 source benches/load/preflight.sh
-preflight load.sh ROUNDS DURATION CONNECTIONS WARMUP OURS_PORT CEILING_PORT SERVER_CPU WRK_CPU
+preflight load.sh ROUNDS DURATION CONNECTIONS WARMUP OURS_PORT CEILING_PORT FLOOR_PORT SERVER_CPU WRK_CPU
 unit_environment
 
 LUA=benches/load
@@ -47,6 +52,7 @@ cargo build --release --bin hitcounter --example ceiling
 work=$(mktemp -d "${TMPDIR:-/tmp}/hitcounter-load.XXXXXX")
 ours_pid=""
 ceiling_pid=""
+floor_pid=""
 failures=0
 
 # Stops one server: SIGTERM (ours then flushes), SIGKILL if it is still there after 15 s.
@@ -64,6 +70,7 @@ stop() {
 cleanup() {
     stop "$ours_pid"
     stop "$ceiling_pid"
+    stop "$floor_pid"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -84,6 +91,10 @@ start_ceiling() {
     env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPU" "$CEILING_BIN" --bind "127.0.0.1:$CEILING_PORT" 2>>"$work/ceiling.log" &
     ceiling_pid=$!
     wait_ready "$ceiling_pid" "http://127.0.0.1:$CEILING_PORT/"
+    ((FLOOR)) || return 0
+    env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPU" "$CEILING_BIN" --bind "127.0.0.1:$FLOOR_PORT" --floor 2>>"$work/floor.log" &
+    floor_pid=$!
+    wait_ready "$floor_pid" "http://127.0.0.1:$FLOOR_PORT/count"
 }
 
 # Starts ours on a fresh data dir; cookies off, so every hit counts and wrk needs no cookie jar.
@@ -200,12 +211,14 @@ check_sample() {
 
 # bench NAME TARGET PATH CHECK [SCRIPT_ARGS...]: warm-up, then ROUNDS alternating rounds.
 # CHECK: "count:KEY" (the run counts KEY), "zero:KEY" (the run must not change KEY), "sample".
-declare -a TABLE
+declare -a TABLE FLOOR_TABLE
 bench() {
     local name=$1 target=$2 path=$3 check=$4
     shift 4
     local ours_url="http://127.0.0.1:$OURS_PORT$path" ceiling_url="http://127.0.0.1:$CEILING_PORT$path"
     local -a ours_rps=() ceiling_rps=() ratios=() cpu_ratios=() p50s=() p99s=() ours_cpu=()
+    local -a floor_rps=() floor_ratios=() floor_cpu_ratios=() over_floor=()
+    local floor_url="http://127.0.0.1:$FLOOR_PORT$path" ceiling_cpu
     local non2xx=0 round k key=${check#*:} before after
     echo
     echo "== $name: $path $*"
@@ -215,6 +228,7 @@ bench() {
     fi
     run_wrk "$ours_pid" "$WARMUP" "$ours_url" "$@"
     run_wrk "$ceiling_pid" "$WARMUP" "$ceiling_url" "$@"
+    if ((FLOOR)); then run_wrk "$floor_pid" "$WARMUP" "$floor_url" "$@"; fi
     for round in $(seq "$ROUNDS"); do
         if [[ $check == sample ]]; then
             for k in "${SAMPLE_KEYS[@]}"; do SAMPLE_BEFORE[k]=$(count_of "bench.example/p$k"); done
@@ -241,12 +255,21 @@ bench() {
         esac
         run_wrk "$ceiling_pid" "$DURATION" "$ceiling_url" "$@"
         local ceiling=${W[rps]} ratio cpu_ratio
+        ceiling_cpu=${W[cpu_us]}
         ratio=$(awk -v a="$ours" -v b="$ceiling" 'BEGIN { printf "%.3f", a / b }')
         cpu_ratio=$(awk -v a="$cpu" -v b="${W[cpu_us]}" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
         echo "  round $round ceiling: ${ceiling} req/s  ${W[cpu_us]} CPU us/req  p50 ${W[p50_us]} us  p99 ${W[p99_us]} us  non-2xx ${W[non2xx]}  core $SERVER_CPU to others ${W[others]}%"
         echo "  round $round ratio ours/ceiling: ${ratio} by req/s, ${cpu_ratio} by CPU per request"
         ours_rps+=("$ours") ceiling_rps+=("$ceiling") ratios+=("$ratio") cpu_ratios+=("$cpu_ratio")
         p50s+=("$p50") p99s+=("$p99") ours_cpu+=("$cpu")
+        if ((FLOOR)); then
+            run_wrk "$floor_pid" "$DURATION" "$floor_url" "$@"
+            floor_rps+=("${W[rps]}")
+            floor_ratios+=("$(awk -v a="${W[rps]}" -v b="$ceiling" 'BEGIN { printf "%.3f", a / b }')")
+            over_floor+=("$(awk -v a="$ours" -v b="${W[rps]}" 'BEGIN { printf "%.3f", a / b }')")
+            floor_cpu_ratios+=("$(awk -v a="${W[cpu_us]}" -v b="$ceiling_cpu" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')")
+            echo "  round $round floor:   ${W[rps]} req/s  ${W[cpu_us]} CPU us/req  non-2xx ${W[non2xx]}; floor/ceiling ${floor_ratios[-1]}, ours/floor ${over_floor[-1]}"
+        fi
     done
     local rss
     rss=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$ours_pid/status")
@@ -270,6 +293,10 @@ bench() {
     echo "     ours p50 ${m_p50} us, p99 ${m_p99} us (worst ${max_p99} us), non-2xx ${non2xx}, peak RSS ${rss} MiB"
     local label="\`$path\`"
     (($# > 0)) && label="$label × $DISTINCT_KEYS keys"
+    if ((FLOOR)); then
+        FLOOR_TABLE+=("| $label | $(median "${floor_rps[@]}") | $(median "${floor_ratios[@]}") (${floor_ratios[*]}) |\
+ $(median "${floor_cpu_ratios[@]}") | $(median "${over_floor[@]}") (${over_floor[*]}) |")
+    fi
     TABLE+=("| $label | $m_ours | $m_ceiling | $m_ratio (${ratios[*]}) | $verdict | $m_cpu_ratio | $m_cpu |\
  $(awk -v u="$m_p50" 'BEGIN { printf "%.2f", u / 1000 }') / $(awk -v u="$m_p99" 'BEGIN { printf "%.2f", u / 1000 }') |\
  $non2xx | $rss |")
@@ -301,6 +328,15 @@ echo "| endpoint | ours req/s | ceiling req/s | ratio (per round) | target | CPU
 echo "|---|---:|---:|---|---|---:|---:|---:|---:|---:|"
 printf '%s\n' "${TABLE[@]}"
 echo
+if ((FLOOR)); then
+    echo "The floor (\`ceiling --floor\`): our counting route's warp filters and reply, none of our work;"
+    echo "its CPU ratio is the median of ceiling/floor CPU time per answer."
+    echo
+    echo "| endpoint | floor req/s | floor/ceiling (per round) | floor CPU ratio | ours/floor (per round) |"
+    echo "|---|---:|---|---:|---|"
+    printf '%s\n' "${FLOOR_TABLE[@]}"
+    echo
+fi
 if ((failures > 0)); then
     echo "load.sh: $failures correctness check(s) FAILED" >&2
     exit 1
