@@ -26,8 +26,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use clap::Parser;
 use warp::Filter;
+use warp::http::HeaderMap;
 use warp::http::Method;
-use warp::http::header::{self, HeaderMap, HeaderValue};
 use warp::reply::Response;
 
 /// A fixed flat badge, "hits | 42", about 200 bytes: the size of a small real one.
@@ -100,8 +100,8 @@ async fn serve() -> ExitCode {
 }
 
 /// `--floor`: what hitcounter's counting route extracts, by the same filters in the same order,
-/// and a reply of its shape: its headers (a template's clone, as `hitcounter::headers` makes
-/// them) and a fixed body, a seven-digit badge for `*.svg` paths and a number for the others.
+/// and a reply of its shape: hitcounter's headers and a fixed body, a seven-digit badge for
+/// `*.svg` paths and a number for the others.
 fn floor() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let message = "1234567";
     // Behind an `Arc`, as hitcounter's state: hyper clones the whole filter for every request.
@@ -140,37 +140,24 @@ fn floor() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clon
         )
 }
 
-/// A fixed reply: its headers, cloned for each answer, and its body.
+/// A fixed reply: its content type and body.
 struct Reply {
-    headers: HeaderMap,
+    content_type: &'static str,
     body: Bytes,
 }
 
 impl Reply {
-    /// A reply of `content_type` with hitcounter's common headers (`hitcounter::headers`).
     fn new(content_type: &'static str, body: String) -> Reply {
-        let mut headers = HeaderMap::with_capacity(10);
-        for (name, value) in [
-            (header::CONTENT_TYPE, content_type),
-            (
-                header::CACHE_CONTROL,
-                "no-cache, no-store, must-revalidate, max-age=0",
-            ),
-            (header::VARY, "Origin"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-        ] {
-            headers.insert(name, HeaderValue::from_static(value));
-        }
         Reply {
-            headers,
+            content_type,
             body: body.into(),
         }
     }
 
+    /// The reply with hitcounter's headers, made as `hitcounter::error::reply` makes them.
     fn response(&self) -> Response {
         let mut response = Response::new(self.body.clone().into());
-        *response.headers_mut() = self.headers.clone();
+        *response.headers_mut() = hitcounter::headers::for_reply(self.content_type);
         response
     }
 }
