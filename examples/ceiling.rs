@@ -27,7 +27,7 @@ use bytes::Bytes;
 use clap::Parser;
 use warp::Filter;
 use warp::http::HeaderMap;
-use warp::http::Method;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 /// A fixed flat badge, "hits | 42", about 200 bytes: the size of a small real one.
@@ -105,11 +105,14 @@ async fn serve() -> ExitCode {
 fn floor() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let message = "1234567";
     // Behind an `Arc`, as hitcounter's state: hyper clones the whole filter for every request.
-    let replies = Arc::new([
-        Reply::new("text/plain; charset=utf-8", message.to_owned()),
-        Reply::new(
+    let replies: Arc<[(&'static str, Bytes); 2]> = Arc::new([
+        (
+            "text/plain; charset=utf-8",
+            Bytes::from_static(message.as_bytes()),
+        ),
+        (
             "image/svg+xml",
-            hitcounter::badge::render(&Default::default(), message),
+            hitcounter::badge::render(&Default::default(), message).into(),
         ),
     ]);
     warp::path::full()
@@ -135,29 +138,9 @@ fn floor() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clon
                   request: HeaderMap| {
                 // Everything hitcounter is handed, and nothing done with it.
                 std::hint::black_box((method, query, peer, request));
-                replies[usize::from(is_svg)].response()
+                // Made as hitcounter makes its replies: the body and its header template.
+                let (content_type, body) = &replies[usize::from(is_svg)];
+                hitcounter::error::reply(StatusCode::OK, content_type, body.clone())
             },
         )
-}
-
-/// A fixed reply: its content type and body.
-struct Reply {
-    content_type: &'static str,
-    body: Bytes,
-}
-
-impl Reply {
-    fn new(content_type: &'static str, body: String) -> Reply {
-        Reply {
-            content_type,
-            body: body.into(),
-        }
-    }
-
-    /// The reply with hitcounter's headers, made as `hitcounter::error::reply` makes them.
-    fn response(&self) -> Response {
-        let mut response = Response::new(self.body.clone().into());
-        *response.headers_mut() = hitcounter::headers::for_reply(self.content_type);
-        response
-    }
 }

@@ -57,7 +57,7 @@ fn built(content_type: &'static str) -> HeaderMap {
 static TEMPLATES: LazyLock<[HeaderMap; 3]> = LazyLock::new(|| TEMPLATED.map(built));
 
 /// The headers of a reply of `content_type`: the type and the common headers.
-pub fn for_reply(content_type: &'static str) -> HeaderMap {
+pub(crate) fn for_reply(content_type: &'static str) -> HeaderMap {
     match TEMPLATED.iter().position(|known| *known == content_type) {
         Some(index) => TEMPLATES[index].clone(),
         None => built(content_type),
