@@ -91,7 +91,9 @@ start_ceiling() {
     env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPU" "$CEILING_BIN" --bind "127.0.0.1:$CEILING_PORT" 2>>"$work/ceiling.log" &
     ceiling_pid=$!
     wait_ready "$ceiling_pid" "http://127.0.0.1:$CEILING_PORT/"
-    ((FLOOR)) || return 0
+}
+
+start_floor() {
     env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPU" "$CEILING_BIN" --bind "127.0.0.1:$FLOOR_PORT" --floor 2>>"$work/floor.log" &
     floor_pid=$!
     wait_ready "$floor_pid" "http://127.0.0.1:$FLOOR_PORT/count"
@@ -167,6 +169,11 @@ run_wrk() {
 }
 
 # median VALUES...: the median (mean of the middle two for an even count).
+# ratio A B: A / B to three decimals (0 when B is 0).
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'
+}
+
 median() {
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
         if (NR == 0) { print "nan"; exit }
@@ -256,8 +263,8 @@ bench() {
         run_wrk "$ceiling_pid" "$DURATION" "$ceiling_url" "$@"
         local ceiling=${W[rps]} ratio cpu_ratio
         ceiling_cpu=${W[cpu_us]}
-        ratio=$(awk -v a="$ours" -v b="$ceiling" 'BEGIN { printf "%.3f", a / b }')
-        cpu_ratio=$(awk -v a="$cpu" -v b="${W[cpu_us]}" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
+        ratio=$(ratio "$ours" "$ceiling")
+        cpu_ratio=$(ratio "${W[cpu_us]}" "$cpu")
         echo "  round $round ceiling: ${ceiling} req/s  ${W[cpu_us]} CPU us/req  p50 ${W[p50_us]} us  p99 ${W[p99_us]} us  non-2xx ${W[non2xx]}  core $SERVER_CPU to others ${W[others]}%"
         echo "  round $round ratio ours/ceiling: ${ratio} by req/s, ${cpu_ratio} by CPU per request"
         ours_rps+=("$ours") ceiling_rps+=("$ceiling") ratios+=("$ratio") cpu_ratios+=("$cpu_ratio")
@@ -265,9 +272,9 @@ bench() {
         if ((FLOOR)); then
             run_wrk "$floor_pid" "$DURATION" "$floor_url" "$@"
             floor_rps+=("${W[rps]}")
-            floor_ratios+=("$(awk -v a="${W[rps]}" -v b="$ceiling" 'BEGIN { printf "%.3f", a / b }')")
-            over_floor+=("$(awk -v a="$ours" -v b="${W[rps]}" 'BEGIN { printf "%.3f", a / b }')")
-            floor_cpu_ratios+=("$(awk -v a="${W[cpu_us]}" -v b="$ceiling_cpu" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')")
+            floor_ratios+=("$(ratio "${W[rps]}" "$ceiling")")
+            over_floor+=("$(ratio "$ours" "${W[rps]}")")
+            floor_cpu_ratios+=("$(ratio "$ceiling_cpu" "${W[cpu_us]}")")
             echo "  round $round floor:   ${W[rps]} req/s  ${W[cpu_us]} CPU us/req  non-2xx ${W[non2xx]}; floor/ceiling ${floor_ratios[-1]}, ours/floor ${over_floor[-1]}"
         fi
     done
@@ -306,6 +313,7 @@ bench() {
 wanted() { [[ -z ${ONLY:-} || " $ONLY " == *" $1 "* ]]; }
 
 start_ceiling
+if ((FLOOR)); then start_floor; fi
 ! wanted hot || bench "hot key" 0.90 "/count/tag.svg?url=bench.example/hot" count:bench.example/hot
 ! wanted distinct || bench "distinct keys" 0.75 "/count/tag.svg" sample /count/tag.svg "$DISTINCT_KEYS"
 ! wanted nocount || bench "nocount" 0.90 "/nocount/tag.svg?url=bench.example/hot" zero:bench.example/hot
