@@ -76,8 +76,8 @@ fn write(stamps: &RwLock<Vec<Stamp>>) -> RwLockWriteGuard<'_, Vec<Stamp>> {
 
 /// A badge and the places in it where its message's digits are written. A later badge of the same
 /// shape is this one copied whole, with its message written over each place: one copy of the
-/// badge and a few small writes (copying it piece by piece between the places took twice as
-/// many instructions).
+/// badge and a few small writes (appending it piece by piece between the places took a third
+/// more instructions).
 #[derive(Debug)]
 struct Stamp {
     /// The message with every digit written `0`.
@@ -187,7 +187,7 @@ impl Stamp {
         let mut places = Vec::new();
         let mut from = 0;
         for group in differ.chunks(digits.len()) {
-            // The message's digits, in order, spaced as in the message, after the last piece.
+            // The message's digits, in order, spaced as in the message, after the last place.
             let start = group[0];
             let end = start + slot.len();
             let spaced = group
