@@ -137,7 +137,7 @@ core_ticks() {
 
 # run_wrk PID SECONDS URL [SCRIPT_ARGS...]: one wrk run against server PID; sets W[requests],
 # W[duration_us], W[p50_us], W[p99_us], W[non2xx], W[connect], W[read], W[write], W[timeout],
-# W[started], W[rps], W[ok]; and, in clock ticks, W[ticks] (the server's CPU time), W[busy] and
+# W[started], W[ok]; and, in clock ticks, W[ticks] (the server's CPU time), W[busy] and
 # W[total] (its core's busy and total time), which `add_slice` sums over a round.
 declare -A W
 run_wrk() {
@@ -169,17 +169,16 @@ run_wrk() {
     done
     ticks1=$(process_ticks "$pid")
     read -r busy1 total1 < <(core_ticks)
-    W[rps]=$(awk -v r="${W[requests]}" -v d="${W[duration_us]}" 'BEGIN { printf "%.0f", r * 1e6 / d }')
     W[ok]=$((W[requests] - W[non2xx]))
     W[ticks]=$((ticks1 - ticks0)) W[busy]=$((busy1 - busy0)) W[total]=$((total1 - total0))
 }
 
-# median VALUES...: the median (mean of the middle two for an even count).
 # ratio A B: A / B to three decimals (0 when B is 0).
 ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'
 }
 
+# median VALUES...: the median (mean of the middle two for an even count).
 median() {
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
         if (NR == 0) { print "nan"; exit }
@@ -292,7 +291,7 @@ bench() {
     local -a ours_rps=() ceiling_rps=() ratios=() cpu_ratios=() p50s=() p99s=() ours_cpu=()
     local -a floor_rps=() floor_ratios=() floor_cpu_ratios=() over_floor=()
     local floor_url="http://127.0.0.1:$FLOOR_PORT$path"
-    local non2xx=0 round slice key=${check#*:} checked
+    local non2xx=0 round slice slices=$((DURATION / SLICE)) key=${check#*:} checked
     echo
     echo "== $name: $path $*"
     start_ours
@@ -307,7 +306,7 @@ bench() {
         round_start R_CEILING
         round_start R_FLOOR
         checked=$failures
-        for slice in $(seq $((DURATION / SLICE))); do
+        for slice in $(seq "$slices"); do
             check_before "$check"
             run_wrk "$ours_pid" "$SLICE" "$ours_url" "$@"
             add_slice R_OURS
@@ -323,7 +322,7 @@ bench() {
         round_end R_CEILING
         round_line "$round" ours R_OURS
         if ((failures == checked)); then
-            echo "    checks after each of the $slice runs: the store holds what was answered, ok"
+            echo "    checks after each of the $slices runs: the store holds what was answered, ok"
         fi
         round_line "$round" ceiling R_CEILING
         local ratio cpu_ratio
