@@ -400,7 +400,7 @@ mod tests {
             scheme in "(|https?://|HTTPS://|//|///|ftp://|https:/|a.b://)",
             host in "[a-zA-Z0-9.:@ -]{0,12}",
             path in "([/a-zA-Z0-9._~!$&'()*+,;=:@%\\ -]|%2e|/\\.\\.|://|\t){0,10}",
-            after in "([?#][ -~\t]{0,8})?",
+            after in "([?#][ -~\t\x00\x7fé]{0,8})?",
         ) {
             let target = format!("{scheme}{host}{path}{after}");
             if let Some(key) = fast_key(&target, 2048) {
