@@ -125,17 +125,27 @@ impl<'a> Iterator for Pairs<'a> {
             if self.rest.is_empty() {
                 return None;
             }
-            let (mut end, mut equals, mut encoded) = (self.rest.len(), None, false);
-            for (i, &b) in self.rest.as_bytes().iter().enumerate() {
-                match b {
-                    b'&' => {
+            let bytes = self.rest.as_bytes();
+            let (mut end, mut equals, mut encoded) = (bytes.len(), None, false);
+            let mut i = 0;
+            loop {
+                // Runs of ordinary bytes are one table test each; only `&`, `=`, `%` and `+`
+                // stop the scan.
+                while i < bytes.len() && !QUERY_MARKS[usize::from(bytes[i])] {
+                    i += 1;
+                }
+                match bytes.get(i) {
+                    None => break,
+                    Some(b'&') => {
                         end = i;
                         break;
                     }
-                    b'=' if equals.is_none() => equals = Some(i),
-                    b'%' | b'+' => encoded = true,
-                    _ => {}
+                    Some(b'=') => {
+                        equals = equals.or(Some(i));
+                    }
+                    Some(_) => encoded = true,
                 }
+                i += 1;
             }
             // `&` and `=` are ASCII: every index found is a character boundary.
             let pair = self.rest.get(..end).unwrap_or_default();
@@ -154,6 +164,17 @@ impl<'a> Iterator for Pairs<'a> {
         }
     }
 }
+
+/// The bytes [`Pairs`] stops at: `&` ends a pair, the first `=` splits it, `%` and `+` mean it
+/// needs decoding.
+static QUERY_MARKS: [bool; 256] = {
+    let mut marks = [false; 256];
+    marks[b'&' as usize] = true;
+    marks[b'=' as usize] = true;
+    marks[b'%' as usize] = true;
+    marks[b'+' as usize] = true;
+    marks
+};
 
 /// The parameters a query may carry.
 const PARAMS: [&str; 8] = [
