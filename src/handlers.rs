@@ -143,7 +143,8 @@ fn try_count(app: &App, visit: &Visit, counting: bool, render: Render) -> Result
         Render::Text => reply(
             StatusCode::OK,
             "text/plain; charset=utf-8",
-            counts.total.to_string(),
+            // Without `to_string`'s formatting machinery.
+            Bytes::copy_from_slice(itoa::Buffer::new().format(counts.total).as_bytes()),
         ),
         Render::Svg => reply(
             StatusCode::OK,
