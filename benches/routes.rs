@@ -75,7 +75,7 @@ fn requests(c: &mut Criterion) {
         Ok(runtime) => runtime,
         Err(err) => panic!("no runtime: {err}"),
     };
-    let filter = routes::routes(app(dir.path()));
+    let filter = routes::Routes::new(app(dir.path())).for_peer(None);
     let mut group = c.benchmark_group("routes");
     for (name, path) in [
         (

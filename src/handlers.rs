@@ -52,7 +52,7 @@ pub struct App {
 
 /// The parts of a request the handlers read.
 pub struct Visit {
-    /// The socket peer.
+    /// The socket peer (`None` for the reports, which do not read it).
     pub peer: Option<std::net::SocketAddr>,
     /// GET or HEAD (HEAD never counts).
     pub method: Method,

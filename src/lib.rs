@@ -6,7 +6,8 @@
 //! ([`cache`] → [`store`]) → [`badge`] / [`format`](mod@format) / [`sparkline`] → reply.
 //! - [`cli`]: the subcommands (`export`, `import`, `import-seed`); [`config`]: the server's
 //!   options from the command line and environment, validated into settings.
-//! - [`server`]: [`run`], the lifecycle: store, flusher, serving, graceful shutdown.
+//! - [`server`]: [`run`], the lifecycle: store, flusher, serving, graceful shutdown; [`serve`]:
+//!   the accept loop and the drain of open connections.
 //! - [`routes`]: the warp filters, one per endpoint; [`handlers`]: what the counting endpoints
 //!   do; [`reports`]: history, top sites, health and metrics;
 //!   [`web`]: the embedded tool page.
@@ -49,6 +50,7 @@ pub mod memory;
 pub mod params;
 pub mod reports;
 pub mod routes;
+pub mod serve;
 pub mod server;
 pub mod sparkline;
 pub mod stamp;

@@ -22,7 +22,8 @@ use crate::{admin, reports, telemetry};
 /// enough for the compiler (an unboxed tree of a dozen endpoints overflows its recursion limit).
 pub(crate) type Route = BoxedFilter<(Response,)>;
 
-/// Every route, with the common headers and the one `recover` for warp's rejections.
+/// Every route, with the common headers and the one `recover` for warp's rejections, made once;
+/// [`Routes::for_peer`] gives the filter one connection is served with ([`crate::serve`]).
 ///
 /// The counting endpoints carry nearly all the traffic, so they sit first and unboxed, at the top
 /// of the tree, and add the common headers themselves from the request headers they already
@@ -30,40 +31,59 @@ pub(crate) type Route = BoxedFilter<(Response,)>;
 /// `recover` answers whatever no route took. (A left fold put counting under a dozen boxed `Or`
 /// layers: an allocation and a dynamic call each, on every request; reading `Origin` with a
 /// filter of its own in front of every route was one more layer that moved the request's state.)
-pub fn routes(
+#[derive(Clone)]
+pub struct Routes {
     app: Arc<App>,
-) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
-    let mut others = vec![
-        named("history_json", history_json(&app)),
-        named("history_svg", history_svg(&app)),
-        named("top_json", top_json(&app)),
-        named("healthz", healthz(&app)),
-    ];
-    if let Some(handle) = app.metrics.clone() {
-        others.push(named("metrics", metrics(handle)));
-    }
-    others.extend(
-        admin::routes(&app)
+    /// Every endpoint but the counting ones, boxed once for all connections.
+    others: Route,
+}
+
+impl Routes {
+    /// The routes of `app`.
+    pub fn new(app: Arc<App>) -> Self {
+        let mut others = vec![
+            named("history_json", history_json(&app)),
+            named("history_svg", history_svg(&app)),
+            named("top_json", top_json(&app)),
+            named("healthz", healthz(&app)),
+        ];
+        if let Some(handle) = app.metrics.clone() {
+            others.push(named("metrics", metrics(handle)));
+        }
+        others.extend(
+            admin::routes(&app)
+                .into_iter()
+                .map(|route| named("admin", route)),
+        );
+        others.push(named("preflight", preflight().boxed()));
+        // Last: it answers any other GET path that names an embedded file.
+        others.push(named("web", web::files().boxed()));
+        let others = others
             .into_iter()
-            .map(|route| named("admin", route)),
-    );
-    others.push(named("preflight", preflight().boxed()));
-    // Last: it answers any other GET path that names an embedded file.
-    others.push(named("web", web::files().boxed()));
-    let others = others
-        .into_iter()
-        .reduce(|first, second| first.or(second).unify().boxed())
-        .unwrap_or_else(|| {
-            warp::any()
-                .and_then(|| async { Err(warp::reject::not_found()) })
-                .boxed()
-        });
-    // No `warp::trace::request()`: its span cost about 3% of a badge request, and the log
-    // lines it gave are [`telemetry::request`]'s debug lines now.
-    let others = optional_header("origin")
-        .and(others.recover(error::rejection_reply).unify())
-        .map(headers::add_common);
-    counting(&app).or(others).unify()
+            .reduce(|first, second| first.or(second).unify().boxed())
+            .unwrap_or_else(|| {
+                warp::any()
+                    .and_then(|| async { Err(warp::reject::not_found()) })
+                    .boxed()
+            });
+        // No `warp::trace::request()`: its span cost about 3% of a badge request, and the log
+        // lines it gave are [`telemetry::request`]'s debug lines now.
+        let others = optional_header("origin")
+            .and(others.recover(error::rejection_reply).unify())
+            .map(headers::add_common)
+            .boxed();
+        Self { app, others }
+    }
+
+    /// The filter for a connection from `peer` (`None` when there is no socket, as in tests
+    /// through `warp::test`): the peer is in it, rather than in every request's extensions
+    /// (`warp::addr::remote`), which cost an allocation and a map insert per request.
+    pub fn for_peer(
+        &self,
+        peer: Option<SocketAddr>,
+    ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+        counting(&self.app, peer).or(self.others.clone()).unify()
+    }
 }
 
 /// The counting endpoints, all `GET|HEAD` with `?url=…` or a Referer:
@@ -80,6 +100,7 @@ pub fn routes(
 /// other path are left to the other routes.
 fn counting(
     app: &Arc<App>,
+    peer: Option<SocketAddr>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     let app = Arc::clone(app);
     // `map` with the state captured, not `with_state` and `then`: the handler is synchronous, and
@@ -93,11 +114,10 @@ fn counting(
                 None => Err(warp::reject::not_found()),
             }
         })
-        .and(parts())
+        .and(query_and_headers())
         .map(
             move |((name, counting, render), method): ((&'static str, bool, Render), Method),
                   query,
-                  peer,
                   headers: HeaderMap| {
                 let origin = headers.get(header::ORIGIN).cloned();
                 let visit = Visit {
@@ -247,29 +267,28 @@ pub(crate) fn optional_header(
         .unify()
 }
 
-/// GET or HEAD, with the query string and headers.
+/// GET or HEAD, with the query string and headers; without the peer, which only the counting
+/// endpoints read (for visitor dedupe and rate limits).
 fn visit() -> impl Filter<Extract = (Visit,), Error = Rejection> + Clone {
     warp::get()
         .map(|| Method::GET)
         .or(warp::head().map(|| Method::HEAD))
         .unify()
-        .and(parts())
-        .map(|method, query, peer, headers| Visit {
-            peer,
+        .and(query_and_headers())
+        .map(|method, query, headers| Visit {
+            peer: None,
             method,
             query,
             headers,
         })
 }
 
-/// The parts of a request a [`Visit`] holds besides its method: the raw query string (empty if
-/// none), the socket peer and the headers.
-fn parts()
--> impl Filter<Extract = (String, Option<SocketAddr>, HeaderMap), Error = Infallible> + Clone {
+/// The parts of a request a [`Visit`] holds besides its method and peer: the raw query string
+/// (empty if none) and the headers.
+fn query_and_headers() -> impl Filter<Extract = (String, HeaderMap), Error = Infallible> + Clone {
     warp::query::raw()
         .or(warp::any().map(String::new))
         .unify()
-        .and(warp::addr::remote())
         // Last, the biggest: each `and` after it would move the header map once more.
         .and(warp::header::headers_cloned())
 }

@@ -15,6 +15,7 @@ use crate::counter::{Counter, spawn_flusher};
 use crate::guard::{Dedupe, RateLimit};
 use crate::handlers::App;
 use crate::routes;
+use crate::serve;
 use crate::store::{OpenError, Store, StoreError};
 use crate::telemetry;
 use crate::top::{Latest, Limits, spawn_refresher};
@@ -136,10 +137,9 @@ pub async fn run_with_clock(
             shutting_down.notify_one();
         }
     };
-    let serve = warp::serve(routes::routes(Arc::clone(&app)))
-        .incoming(listener)
-        .graceful(signal)
-        .run();
+    let routes = routes::Routes::new(Arc::clone(&app));
+    let service_for = move |peer| warp::service(routes.for_peer(Some(peer)));
+    let serve = serve::serve(listener, service_for, signal);
     tokio::select! {
         () = serve => {}
         () = async { shutting_down.notified().await; tokio::time::sleep(grace).await } => {

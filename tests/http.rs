@@ -693,6 +693,46 @@ async fn counts_survive_a_restart_on_the_same_data_dir() -> TestResult {
 }
 
 #[tokio::test]
+async fn shutdown_closes_idle_keep_alive_connections_at_once() -> TestResult {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir()?;
+    let args = ["--cookie-window-secs", "0", "--shutdown-timeout-secs", "30"];
+    let server = TestServer::start(dir.path(), &args).await?;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    // Connections that have each been answered once and now idle, kept alive.
+    let mut idle = Vec::new();
+    for n in 1..=3 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await?;
+        let request = format!("GET /count?url=idle.example HTTP/1.1\r\nHost: {address}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let (mut answer, mut buf) = (Vec::new(), [0u8; 1024]);
+        while !answer.ends_with(format!("\r\n\r\n{n}").as_bytes()) {
+            let read =
+                tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await??;
+            assert!(read > 0, "closed before answering: {answer:?}");
+            answer.extend_from_slice(&buf[..read]);
+        }
+        idle.push(stream);
+    }
+    let started = std::time::Instant::now();
+    server.stop().await?;
+    // With 30 s of grace, a drain that left idle connections open would still be waiting for them
+    // (and `stop` gives up after 10 s).
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    for mut stream in idle {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await??;
+        assert_eq!(read, 0, "the server closed the idle connection");
+    }
+    assert_eq!(Store::open(dir.path())?.get("idle.example")?, Some(3));
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_tiny_cache_still_counts_every_hit_of_many_urls() -> TestResult {
     let dir = tempfile::tempdir()?;
     let server = TestServer::start(
