@@ -1,7 +1,8 @@
 //! The ceiling for `benches/load.sh`: the fastest a badge server can be on this stack.
 //!
-//! The same stack and runtime settings as `hitcounter` (warp 0.4 on tokio's default
-//! multi-thread runtime, and the same allocator settings, [`hitcounter::memory`]), but every
+//! The same stack and runtime settings as `hitcounter` (warp 0.4 filters served by the same
+//! accept loop, [`hitcounter::serve`], on tokio's default multi-thread runtime, and the same
+//! allocator settings, [`hitcounter::memory`]), but every
 //! request, whatever its method or path, gets one fixed ~200-byte SVG badge and nothing else: no routing, no key, no counting, no rendering, no
 //! logging. Our throughput divided by this one's, on the same core, is how much of the stack's
 //! ceiling hitcounter's own work leaves.
@@ -12,8 +13,8 @@
 //! ```
 //!
 //! With `--floor` it is instead the floor under hitcounter's counting endpoints: it takes the
-//! request apart with the same warp filters as `routes::counting` (path, method, query, peer,
-//! headers) and answers with hitcounter's headers and a badge of hitcounter's size (or the text
+//! request apart with the same warp filters as `routes::counting` (path, method, query, headers;
+//! the peer is in the filter, made per connection) and answers with hitcounter's headers and a badge of hitcounter's size (or the text
 //! reply's), but does none of hitcounter's work. `benches/load.sh` (`FLOOR=1`) and
 //! `benches/instructions.sh` measure it beside the other two, to show which part of the gap to the
 //! ceiling is the filters and the reply every counting server on this stack needs, and which is
@@ -25,6 +26,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use clap::Parser;
+use hitcounter::serve::serve as serve_connections;
 use warp::Filter;
 use warp::http::HeaderMap;
 use warp::http::{Method, StatusCode};
@@ -87,25 +89,25 @@ async fn serve() -> ExitCode {
     eprintln!("ceiling listening on http://{address}");
     let badge =
         warp::any().map(move || warp::reply::with_header(body, "content-type", "image/svg+xml"));
+    // Served until killed.
+    let forever = std::future::pending();
     if args.floor {
         let rest = badge.map(warp::Reply::into_response);
-        warp::serve(floor().or(rest).unify())
-            .incoming(listener)
-            .run()
-            .await;
+        let replies = floor_replies();
+        let service_for = |peer| warp::service(floor(&replies, peer).or(rest).unify());
+        serve_connections(listener, service_for, forever).await;
     } else {
-        warp::serve(badge).incoming(listener).run().await;
+        serve_connections(listener, |_| warp::service(badge), forever).await;
     }
     ExitCode::SUCCESS
 }
 
-/// `--floor`: what hitcounter's counting route extracts, by the same filters in the same order,
-/// and a reply of its shape: hitcounter's headers and a fixed body, a seven-digit badge for
-/// `*.svg` paths and a number for the others.
-fn floor() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+/// The floor's two replies' content types and bodies: a seven-digit badge for `*.svg` paths and a
+/// number for the others. Behind an `Arc`, as hitcounter's state: hyper clones the whole filter
+/// for every request.
+fn floor_replies() -> Arc<[(&'static str, Bytes); 2]> {
     let message = "1234567";
-    // Behind an `Arc`, as hitcounter's state: hyper clones the whole filter for every request.
-    let replies: Arc<[(&'static str, Bytes); 2]> = Arc::new([
+    Arc::new([
         (
             "text/plain; charset=utf-8",
             Bytes::from_static(message.as_bytes()),
@@ -114,7 +116,16 @@ fn floor() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clon
             "image/svg+xml",
             hitcounter::badge::render(&Default::default(), message).into(),
         ),
-    ]);
+    ])
+}
+
+/// `--floor`: what hitcounter's counting route extracts, by the same filters in the same order,
+/// for a connection from `peer`, and a reply of its shape: hitcounter's headers and a fixed body.
+fn floor(
+    replies: &Arc<[(&'static str, Bytes); 2]>,
+    peer: SocketAddr,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    let replies = Arc::clone(replies);
     warp::path::full()
         .and(warp::method())
         .and_then(|path: warp::path::FullPath, method: Method| async move {
@@ -128,14 +139,10 @@ fn floor() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clon
             warp::query::raw()
                 .or(warp::any().map(String::new))
                 .unify()
-                .and(warp::addr::remote())
                 .and(warp::header::headers_cloned()),
         )
         .map(
-            move |(is_svg, method): (bool, Method),
-                  query: String,
-                  peer: Option<SocketAddr>,
-                  request: HeaderMap| {
+            move |(is_svg, method): (bool, Method), query: String, request: HeaderMap| {
                 // Everything hitcounter is handed, and nothing done with it.
                 std::hint::black_box((method, query, peer, request));
                 // Made as hitcounter makes its replies: the body and its header template.
