@@ -126,9 +126,13 @@ pub fn render_default(message: &str) -> Bytes {
 }
 
 /// The badge for `message` from the stamp of its shape among `stamps`, if there is one.
+///
+/// Newest first: a count grows into longer shapes, so a busy page's badge has the newest stamp,
+/// and the older ones need not be compared on every request.
 fn fill(stamps: &[Stamp], message: &str) -> Option<Bytes> {
     stamps
         .iter()
+        .rev()
         .find(|stamp| has_shape(message, &stamp.shape))
         .map(|stamp| stamp.fill(message))
 }
