@@ -128,12 +128,12 @@ fn floor(
     let replies = Arc::clone(replies);
     warp::path::full()
         .and(warp::method())
-        .and_then(|path: warp::path::FullPath, method: Method| async move {
-            match path.as_str() {
+        .and_then(|path: warp::path::FullPath, method: Method| {
+            std::future::ready(match path.as_str() {
                 "/count" | "/nocount" => Ok((false, method)),
                 "/count/tag.svg" | "/nocount/tag.svg" => Ok((true, method)),
                 _ => Err(warp::reject::not_found()),
-            }
+            })
         })
         .and(
             warp::query::raw()

@@ -107,12 +107,13 @@ fn counting(
     // each `and` or `then` layer moves the request's state along once more (~500 instructions).
     warp::path::full()
         .and(warp::method())
-        .and_then(|path: warp::path::FullPath, method: Method| async move {
-            match counting_endpoint(path.as_str()) {
+        // A ready future, not an `async` block: nothing here waits.
+        .and_then(|path: warp::path::FullPath, method: Method| {
+            std::future::ready(match counting_endpoint(path.as_str()) {
                 Some(_) if method == Method::OPTIONS => Err(warp::reject::not_found()),
                 Some(endpoint) => Ok((endpoint, method)),
                 None => Err(warp::reject::not_found()),
-            }
+            })
         })
         .and(query_and_headers())
         .map(
