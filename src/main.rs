@@ -7,10 +7,10 @@ use hitcounter::cli::{Cli, run_command};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-/// Logging when `RUST_LOG` is unset: our own events at info. warp's per-connection errors (an
-/// ERROR for every malformed request a bot sends) only when asked for, e.g.
-/// `RUST_LOG=info,warp::server=error`.
-const DEFAULT_LOG: &str = "info,warp::server=off";
+/// Logging when `RUST_LOG` is unset: our own events at info. Connection errors (one for every
+/// malformed request a bot sends) are debug lines of `hitcounter::serve`, shown when asked for,
+/// e.g. `RUST_LOG=info,hitcounter::serve=debug`.
+const DEFAULT_LOG: &str = "info";
 
 fn main() -> ExitCode {
     // Before the runtime exists: the allocator's settings must precede every other thread.
