@@ -20,7 +20,7 @@ use crate::config::{CookieSecure, DedupeMode, Settings};
 use crate::cookie::AntiRefresh;
 use crate::counter::Counter;
 use crate::error::{Error, Output, reply};
-use crate::format;
+use crate::format::{self, NumberFormat, Show};
 use crate::guard::{Dedupe, RateLimit, client_ip, forwarded_https};
 use crate::key::{self, Key};
 use crate::params::Query;
@@ -143,8 +143,9 @@ fn try_count(app: &App, visit: &Visit, counting: bool, render: Render) -> Result
         Render::Text => reply(
             StatusCode::OK,
             "text/plain; charset=utf-8",
-            // Without `to_string`'s formatting machinery.
-            Bytes::copy_from_slice(itoa::Buffer::new().format(counts.total).as_bytes()),
+            format::with_message(counts, Show::Total, NumberFormat::Plain, |total| {
+                Bytes::copy_from_slice(total.as_bytes())
+            }),
         ),
         Render::Svg => reply(
             StatusCode::OK,

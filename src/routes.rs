@@ -31,7 +31,6 @@ pub(crate) type Route = BoxedFilter<(Response,)>;
 /// `recover` answers whatever no route took. (A left fold put counting under a dozen boxed `Or`
 /// layers: an allocation and a dynamic call each, on every request; reading `Origin` with a
 /// filter of its own in front of every route was one more layer that moved the request's state.)
-#[derive(Clone)]
 pub struct Routes {
     app: Arc<App>,
     /// Every endpoint but the counting ones, boxed once for all connections.
