@@ -2,7 +2,7 @@
 //! tests can move the day without waiting for midnight. Pure but for [`SystemClock`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds in a UTC day.
 pub const DAY_MS: u64 = 86_400_000;
@@ -25,20 +25,25 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
         // Seconds and milliseconds apart: `as_millis` works in u128, and this runs on every hit.
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
-            d.as_secs()
-                .saturating_mul(1000)
-                .saturating_add(u64::from(d.subsec_millis()))
-        })
+        let since = since_epoch();
+        since
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(since.subsec_millis()))
     }
 
     /// The day from whole seconds: the same day as `day_of(now_ms())`, without the
     /// milliseconds' multiply and a 64-bit division by a day's milliseconds on every hit.
     fn today(&self) -> u32 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
-            u32::try_from(d.as_secs() / (DAY_MS / 1000)).unwrap_or(u32::MAX)
-        })
+        u32::try_from(since_epoch().as_secs() / (DAY_MS / 1000)).unwrap_or(u32::MAX)
     }
+}
+
+/// The system time since the Unix epoch (zero for a clock set before it).
+fn since_epoch() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// A clock that only moves when told to (tests, simulations).
