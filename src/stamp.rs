@@ -77,7 +77,8 @@ fn write(stamps: &RwLock<Vec<Stamp>>) -> RwLockWriteGuard<'_, Vec<Stamp>> {
 /// A badge and the places in it where its message's digits are written. A later badge of the same
 /// shape is this one copied whole, with its message written over each place: one copy of the
 /// badge and a few small writes (appending it piece by piece between the places took a third
-/// more instructions).
+/// more instructions). The copy is skipped when the reused buffer holds one of this stamp's badges
+/// already ([`body::filled`]), as it does for a busy page.
 #[derive(Debug)]
 struct Stamp {
     /// The message with every digit written `0`.
@@ -88,6 +89,8 @@ struct Stamp {
     places: Vec<usize>,
     /// The part of the message written at each place (its first digit to its last).
     slot: std::ops::Range<usize>,
+    /// Names this stamp's badges to the body pool, which may hand back a buffer holding one.
+    template: body::Template,
 }
 
 /// [`badge::render`]: the same bytes, from a stamp when one fits.
@@ -166,6 +169,7 @@ impl Stamp {
                 svg: svg.as_bytes().into(),
                 places: Vec::new(),
                 slot: 0..0,
+                template: body::Template::unique(),
             });
         };
         let other: String = message
@@ -213,6 +217,7 @@ impl Stamp {
             svg: svg.as_bytes().into(),
             places,
             slot,
+            template: body::Template::unique(),
         })
     }
 
@@ -222,8 +227,12 @@ impl Stamp {
             .as_bytes()
             .get(self.slot.clone())
             .unwrap_or_default();
-        body::filled(self.svg.len(), |svg| {
-            svg.extend_from_slice(&self.svg);
+        body::filled(self.template, self.svg.len(), |svg, holds_a_badge| {
+            // A buffer that holds one of this stamp's badges differs from this one only at the
+            // places, which are all written below.
+            if !holds_a_badge {
+                svg.extend_from_slice(&self.svg);
+            }
             for &at in &self.places {
                 // `cut` found each place within the badge, `slot.len()` long, and the message has
                 // the shape, so its slot is as long: the range is always in bounds.
@@ -301,6 +310,23 @@ mod tests {
                     if look == Look::default() {
                         assert_eq!(render_default(message), svg, "{message:?}");
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn successive_counts_are_rendered_badges() {
+        // On one thread each badge's buffer comes back for the next, holding the badge before it:
+        // only the digits are written again, across the counts of one shape.
+        for look in looks().into_iter().take(4) {
+            for n in (990..1010).chain(9_995..10_005) {
+                let message = n.to_string();
+                let svg = badge::render(&look, &message);
+                assert_eq!(render(&look, &message), svg, "{look:?} {message}");
+                assert_eq!(render(&look, &message), svg, "{look:?} {message}, again");
+                if look == Look::default() {
+                    assert_eq!(render_default(&message), svg, "{message}");
                 }
             }
         }
