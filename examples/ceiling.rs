@@ -13,8 +13,9 @@
 //! ```
 //!
 //! With `--floor` it is instead the floor under hitcounter's counting endpoints: it takes the
-//! request apart with the same warp filters as `routes::counting` (path, method, query, headers;
-//! the peer is in the filter, made per connection) and answers with hitcounter's headers and a badge of hitcounter's size (or the text
+//! request apart as `routes::counting` does (path, method, query, headers: handed over by an
+//! HTTP/1 connection, [`hitcounter::handoff`], or else by the same warp filters; the peer is in
+//! the filter, made per connection) and answers with hitcounter's headers and a badge of hitcounter's size (or the text
 //! reply's), but does none of hitcounter's work. `benches/load.sh` (`FLOOR=1`) and
 //! `benches/instructions.sh` measure it beside the other two, to show which part of the gap to the
 //! ceiling is the filters and the reply every counting server on this stack needs, and which is
@@ -26,10 +27,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use clap::Parser;
+use hitcounter::handoff::{Handoff, HandoffService};
 use hitcounter::serve::serve as serve_connections;
 use warp::Filter;
 use warp::http::HeaderMap;
-use warp::http::{Method, StatusCode};
+use warp::http::{Method, Request, StatusCode};
+use warp::hyper::body::Incoming;
 use warp::reply::Response;
 
 /// A fixed flat badge, "hits | 42", about 200 bytes: the size of a small real one.
@@ -94,7 +97,11 @@ async fn serve() -> ExitCode {
     if args.floor {
         let rest = badge.map(warp::Reply::into_response);
         let replies = floor_replies();
-        let service_for = |peer| warp::service(floor(&replies, peer).or(rest).unify());
+        let service_for = |peer| {
+            let handoff = Handoff::new();
+            let routes = floor(&replies, peer, handoff.clone()).or(rest).unify();
+            HandoffService::new(warp::service(routes), handoff, take_floor::<Incoming>)
+        };
         serve_connections(listener, service_for, forever).await;
     } else {
         serve_connections(listener, |_| warp::service(badge), forever).await;
@@ -119,14 +126,54 @@ fn floor_replies() -> Arc<[(&'static str, Bytes); 2]> {
     ])
 }
 
-/// `--floor`: what hitcounter's counting route extracts, by the same filters in the same order,
-/// for a connection from `peer`, and a reply of its shape: hitcounter's headers and a fixed body.
+/// What the floor's connection hands its route ([`hitcounter::handoff`]), as hitcounter's does:
+/// whether the reply is a badge, the method, the query and the headers.
+type FloorParts = (bool, Method, String, HeaderMap);
+
+/// The floor's parts of `request`, taken out of it, if its path is one of hitcounter's counting
+/// endpoints served here (`None`, the request left whole, for any other).
+fn take_floor<B>(request: &mut Request<B>) -> Option<FloorParts> {
+    let is_svg = match request.uri().path() {
+        "/count" | "/nocount" => false,
+        "/count/tag.svg" | "/nocount/tag.svg" => true,
+        _ => return None,
+    };
+    Some((
+        is_svg,
+        request.method().clone(),
+        request.uri().query().unwrap_or_default().to_owned(),
+        std::mem::take(request.headers_mut()),
+    ))
+}
+
+/// `--floor`: what hitcounter's counting route takes, the same way (handed over by the
+/// connection, or else by the same filters in the same order), for a connection from `peer`, and
+/// a reply of its shape: hitcounter's headers and a fixed body.
 fn floor(
     replies: &Arc<[(&'static str, Bytes); 2]>,
     peer: SocketAddr,
+    handoff: Handoff<FloorParts>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
     let replies = Arc::clone(replies);
-    warp::path::full()
+    let reply = move |(is_svg, method, query, request): FloorParts| {
+        // Everything hitcounter is handed, and nothing done with it.
+        std::hint::black_box((method, query, peer, request));
+        // Made as hitcounter makes its replies: the body and its header template.
+        let (content_type, body) = &replies[usize::from(is_svg)];
+        hitcounter::error::reply(StatusCode::OK, content_type, body.clone())
+    };
+    let handed = {
+        let reply = reply.clone();
+        warp::any().and_then(move || {
+            std::future::ready(
+                handoff
+                    .take()
+                    .map(&reply)
+                    .ok_or_else(warp::reject::not_found),
+            )
+        })
+    };
+    let extracted = warp::path::full()
         .and(warp::method())
         .and_then(|path: warp::path::FullPath, method: Method| {
             std::future::ready(match path.as_str() {
@@ -143,11 +190,8 @@ fn floor(
         )
         .map(
             move |(is_svg, method): (bool, Method), query: String, request: HeaderMap| {
-                // Everything hitcounter is handed, and nothing done with it.
-                std::hint::black_box((method, query, peer, request));
-                // Made as hitcounter makes its replies: the body and its header template.
-                let (content_type, body) = &replies[usize::from(is_svg)];
-                hitcounter::error::reply(StatusCode::OK, content_type, body.clone())
+                reply((is_svg, method, query, request))
             },
-        )
+        );
+    handed.or(extracted).unify()
 }

@@ -44,6 +44,7 @@ pub mod error;
 pub mod format;
 pub mod guard;
 pub mod handlers;
+pub mod handoff;
 pub mod headers;
 pub mod key;
 pub mod memory;

@@ -6,24 +6,32 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower_service::Service;
 use warp::filters::BoxedFilter;
 use warp::http::header::{self, HeaderMap, HeaderValue};
-use warp::http::{Method, StatusCode};
+use warp::http::{Method, Request, StatusCode};
+use warp::hyper::body::Incoming;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::error;
-use crate::handlers::{self, App, Render, Visit};
+use crate::handlers::{App, Visit};
+use crate::handoff::{Handoff, HandoffService};
 use crate::headers;
 use crate::web;
 use crate::{admin, reports, telemetry};
+
+mod counting;
+
+use counting::Counted;
 
 /// One endpoint's filter, boxed: a dynamic call per request keeps the route tree's type small
 /// enough for the compiler (an unboxed tree of a dozen endpoints overflows its recursion limit).
 pub(crate) type Route = BoxedFilter<(Response,)>;
 
 /// Every route, with the common headers and the one `recover` for warp's rejections, made once;
-/// [`Routes::for_peer`] gives the filter one connection is served with ([`crate::serve`]).
+/// [`Routes::service_for`] gives the service one connection is served with ([`crate::serve`]),
+/// [`Routes::for_peer`] the filter it serves (as `warp::test` takes it).
 ///
 /// The counting endpoints carry nearly all the traffic, so they sit first and unboxed, at the top
 /// of the tree, and add the common headers themselves from the request headers they already
@@ -81,76 +89,34 @@ impl Routes {
         &self,
         peer: Option<SocketAddr>,
     ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
-        counting(&self.app, peer).or(self.others.clone()).unify()
+        self.for_connection(peer, None)
     }
-}
 
-/// The counting endpoints, all `GET|HEAD` with `?url=…` or a Referer:
-/// - `/count` and `/nocount`: the total as text;
-/// - `/count/tag.svg` and `/nocount/tag.svg`: a badge (`style`, `label`, `color`, `labelColor`,
-///   `format`, `show`);
-/// - `/count.json` and `/nocount.json`: `{"url", "total", "today"}`;
-/// - `/count/shields.json` and `/nocount/shields.json`: shields.io's endpoint schema.
-///
-/// The `/count…` ones count a hit unless anti-refresh says not to; `/nocount…` never count.
-/// One filter for the eight: the path is looked up once, rather than tried against eight boxed
-/// filters in turn (that chain and its allocations showed in the request profile). Another
-/// method than GET or HEAD gets 405 here, but OPTIONS, which the preflight answers, and any
-/// other path are left to the other routes.
-fn counting(
-    app: &Arc<App>,
-    peer: Option<SocketAddr>,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
-    let app = Arc::clone(app);
-    // `map` with the state captured, not `with_state` and `then`: the handler is synchronous, and
-    // each `and` or `then` layer moves the request's state along once more (~500 instructions).
-    warp::path::full()
-        .and(warp::method())
-        // A ready future, not an `async` block: nothing here waits.
-        .and_then(|path: warp::path::FullPath, method: Method| {
-            std::future::ready(match counting_endpoint(path.as_str()) {
-                Some(_) if method == Method::OPTIONS => Err(warp::reject::not_found()),
-                Some(endpoint) => Ok((endpoint, method)),
-                None => Err(warp::reject::not_found()),
-            })
-        })
-        .and(query_and_headers())
-        .map(
-            move |((name, counting, render), method): ((&'static str, bool, Render), Method),
-                  query,
-                  headers: HeaderMap| {
-                let origin = headers.get(header::ORIGIN).cloned();
-                let visit = Visit {
-                    peer,
-                    method,
-                    query,
-                    headers,
-                };
-                let response = if visit.method == Method::GET || visit.method == Method::HEAD {
-                    handlers::count(&app, &visit, counting, render)
-                } else {
-                    error::Error::MethodNotAllowed.into_response(render.output())
-                };
-                telemetry::request(name, response.status().as_u16());
-                // Every counting reply is made by `error::reply`, whose map has the common headers.
-                headers::allow_origin(origin, response)
-            },
-        )
-}
+    /// [`Routes::for_peer`], whose counting route takes a request's parts from `handoff` when
+    /// its connection left them there.
+    fn for_connection(
+        &self,
+        peer: Option<SocketAddr>,
+        handoff: Option<Handoff<Counted>>,
+    ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+        counting::route(&self.app, peer, handoff)
+            .or(self.others.clone())
+            .unify()
+    }
 
-/// The counting endpoint at `path`: its metric name, whether it counts, and its reply's form.
-fn counting_endpoint(path: &str) -> Option<(&'static str, bool, Render)> {
-    Some(match path {
-        "/count" => ("count", true, Render::Text),
-        "/nocount" => ("nocount", false, Render::Text),
-        "/count/tag.svg" => ("count_svg", true, Render::Svg),
-        "/nocount/tag.svg" => ("nocount_svg", false, Render::Svg),
-        "/count.json" => ("count_json", true, Render::Json),
-        "/nocount.json" => ("nocount_json", false, Render::Json),
-        "/count/shields.json" => ("count_shields", true, Render::Shields),
-        "/nocount/shields.json" => ("nocount_shields", false, Render::Shields),
-        _ => return None,
-    })
+    /// The service for a connection from `peer`: the routes of [`Routes::for_peer`], with each
+    /// HTTP/1 counting request's parts moved to them rather than copied ([`crate::handoff`]).
+    pub fn service_for(
+        &self,
+        peer: SocketAddr,
+    ) -> impl Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + use<> {
+        let handoff = Handoff::new();
+        let routes = warp::service(self.for_connection(Some(peer), Some(handoff.clone())));
+        HandoffService::new(routes, handoff, counting::take::<Incoming>)
+    }
 }
 
 /// GET|HEAD /nocount/history.json?url=…&days=30 — daily counts, oldest first.

@@ -30,9 +30,9 @@ use warp::hyper::body::Incoming;
 use warp::reply::Response;
 
 /// Serves on `listener`, until `shutdown` resolves, the service `service_for` makes for each
-/// connection's peer: for hitcounter, `warp::service` of
-/// [`Routes::for_peer`](crate::routes::Routes::for_peer). Then it stops accepting, asks every open
-/// connection to finish its current request and close, and returns when all have closed.
+/// connection's peer: for hitcounter, [`Routes::service_for`](crate::routes::Routes::service_for).
+/// Then it stops accepting, asks every open connection to finish its current request and close,
+/// and returns when all have closed.
 pub async fn serve<S>(
     listener: TcpListener,
     service_for: impl Fn(SocketAddr) -> S,

@@ -138,7 +138,7 @@ pub async fn run_with_clock(
         }
     };
     let routes = routes::Routes::new(Arc::clone(&app));
-    let service_for = move |peer| warp::service(routes.for_peer(Some(peer)));
+    let service_for = move |peer| routes.service_for(peer);
     let serve = serve::serve(listener, service_for, signal);
     tokio::select! {
         () = serve => {}

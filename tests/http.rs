@@ -863,3 +863,189 @@ async fn top_sites_are_ranked_in_the_background_without_ignored_domains() -> Tes
     assert!(top["updated_ms"].as_u64().is_some());
     server.stop().await
 }
+
+/// One raw HTTP/1.1 answer: status, headers (names lower case) and body.
+struct RawAnswer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl RawAnswer {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(known, _)| known == name)
+            .map_or("", |(_, value)| value)
+    }
+}
+
+/// Splits `bytes`, the answers to requests of `methods` in order, into those answers.
+fn split_answers(mut bytes: &[u8], methods: &[&str]) -> Result<Vec<RawAnswer>, common::BoxError> {
+    let mut answers = Vec::new();
+    for method in methods {
+        let head_end = bytes
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+            .ok_or("an answer without the end of its head")?;
+        let head = std::str::from_utf8(&bytes[..head_end])?;
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|line| line.split(' ').nth(1))
+            .ok_or("no status line")?
+            .parse()?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(": "))
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+            .collect();
+        let length = match headers.iter().find(|(name, _)| name == "content-length") {
+            Some(_) if *method == "HEAD" => 0,
+            Some((_, length)) => length.parse()?,
+            None => 0,
+        };
+        let body = &bytes[head_end + 4..head_end + 4 + length];
+        answers.push(RawAnswer {
+            status,
+            headers,
+            body: String::from_utf8(body.to_vec())?,
+        });
+        bytes = &bytes[head_end + 4 + length..];
+    }
+    assert!(bytes.is_empty(), "more than {} answers", methods.len());
+    Ok(answers)
+}
+
+// An HTTP/1 connection hands each counting request's parts to the counting route (see
+// `src/handoff.rs`): pipelined on one connection, every request gets its own headers, method and
+// query, and the other routes still see all of theirs.
+#[tokio::test]
+async fn pipelined_requests_on_one_connection_each_get_their_own_parts() -> TestResult {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path(), &["--cookie-window-secs", "0"]).await?;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let host = format!("Host: {address}\r\n");
+    let requests = [
+        (
+            "GET",
+            "/count?url=pipe.example",
+            "Origin: http://a.example\r\n",
+        ),
+        (
+            "OPTIONS",
+            "/count/tag.svg?url=pipe.example",
+            "Origin: http://b.example\r\nAccess-Control-Request-Headers: x-b\r\n",
+        ),
+        ("GET", "/count", "Referer: https://referer.example/page\r\n"),
+        ("GET", "/healthz", ""),
+        ("POST", "/count?url=pipe.example", "Content-Length: 0\r\n"),
+        ("HEAD", "/count/tag.svg?url=pipe.example", ""),
+        (
+            "GET",
+            "/count.json?url=pipe.example",
+            "Origin: http://c.example\r\n",
+        ),
+        ("GET", "/nocount?url=pipe.example", "Connection: close\r\n"),
+    ];
+    let mut all = String::new();
+    for (method, path, headers) in requests {
+        all.push_str(&format!("{method} {path} HTTP/1.1\r\n{host}{headers}\r\n"));
+    }
+    let mut stream = tokio::net::TcpStream::connect(&address).await?;
+    stream.write_all(all.as_bytes()).await?;
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes)).await??;
+    let methods: Vec<&str> = requests.iter().map(|(method, _, _)| *method).collect();
+    let answers = split_answers(&bytes, &methods)?;
+
+    let [
+        count,
+        preflight,
+        by_referer,
+        health,
+        post,
+        head,
+        json,
+        nocount,
+    ] = answers.as_slice()
+    else {
+        return Err(format!("{} answers", answers.len()).into());
+    };
+    assert_eq!((count.status, count.body.as_str()), (200, "1"));
+    assert_eq!(
+        count.header("access-control-allow-origin"),
+        "http://a.example"
+    );
+    assert_eq!(preflight.status, 204);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        "http://b.example"
+    );
+    assert_eq!(preflight.header("access-control-allow-headers"), "x-b");
+    assert_eq!((by_referer.status, by_referer.body.as_str()), (200, "1"));
+    assert_eq!(by_referer.header("access-control-allow-origin"), "*");
+    assert_eq!((health.status, health.body.as_str()), (200, "ok"));
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), "GET, HEAD, OPTIONS");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), "image/svg+xml");
+    assert_eq!(json.status, 200);
+    assert!(json.body.contains(r#""total":2"#), "{}", json.body);
+    assert_eq!(
+        json.header("access-control-allow-origin"),
+        "http://c.example"
+    );
+    assert_eq!((nocount.status, nocount.body.as_str()), (200, "2"));
+    assert_eq!(nocount.header("access-control-allow-origin"), "*");
+    assert_eq!(server.count_of("referer.example/page").await?, 1);
+    server.stop().await
+}
+
+// HTTP/2 serves a connection's requests side by side, so its counting requests keep their parts
+// and the route reads them with warp's filters: the same answers as over HTTP/1.
+#[tokio::test]
+async fn http2_requests_are_counted_and_answered_like_http1() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(dir.path(), &["--cookie-window-secs", "0"]).await?;
+    let client = reqwest::Client::builder().http2_prior_knowledge().build()?;
+    // Eight at once, so that they are streams of one connection served side by side.
+    let mut hits = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let hit = client
+            .get(format!("{}/count/tag.svg?url=h2.example", server.base))
+            .header("Origin", format!("http://{n}.example"))
+            .send();
+        hits.spawn(async move { (n, hit.await) });
+    }
+    while let Some(joined) = hits.join_next().await {
+        let (n, answer) = joined?;
+        let answer = answer?;
+        assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(
+            common::header(answer.headers(), "access-control-allow-origin"),
+            format!("http://{n}.example")
+        );
+        assert_well_formed_svg(&answer.text().await?);
+    }
+    let by_referer = client
+        .get(format!("{}/count", server.base))
+        .header("Referer", "https://h2.example/")
+        .send()
+        .await?;
+    assert_eq!(by_referer.version(), reqwest::Version::HTTP_2);
+    assert_eq!(by_referer.text().await?, "9");
+    let preflight = client
+        .request(Method::OPTIONS, format!("{}/count", server.base))
+        .header("Access-Control-Request-Headers", "x-h2")
+        .send()
+        .await?;
+    assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        common::header(preflight.headers(), "access-control-allow-headers"),
+        "x-h2"
+    );
+    assert_eq!(server.count_of("h2.example").await?, 9);
+    server.stop().await
+}

@@ -1,0 +1,141 @@
+//! The counting endpoints' route, and the parts of a counting request that an HTTP/1 connection
+//! hands it ([`crate::handoff`]) rather than have warp's filters copy them out.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use warp::http::header::{self, HeaderMap};
+use warp::http::{Method, Request};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::query_and_headers;
+use crate::error;
+use crate::handlers::{self, App, Render, Visit};
+use crate::handoff::Handoff;
+use crate::headers;
+use crate::telemetry;
+
+/// The counting endpoints, all `GET|HEAD` with `?url=…` or a Referer:
+/// - `/count` and `/nocount`: the total as text;
+/// - `/count/tag.svg` and `/nocount/tag.svg`: a badge (`style`, `label`, `color`, `labelColor`,
+///   `format`, `show`);
+/// - `/count.json` and `/nocount.json`: `{"url", "total", "today"}`;
+/// - `/count/shields.json` and `/nocount/shields.json`: shields.io's endpoint schema.
+///
+/// The `/count…` ones count a hit unless anti-refresh says not to; `/nocount…` never count.
+/// One filter for the eight: the path is looked up once, rather than tried against eight boxed
+/// filters in turn (that chain and its allocations showed in the request profile). Another
+/// method than GET or HEAD gets 405 here, but OPTIONS, which the preflight answers, and any
+/// other path are left to the other routes.
+///
+/// On an HTTP/1 connection the request's parts come from its connection ([`take`], by
+/// [`crate::handoff`]); otherwise warp's filters extract them.
+pub(super) fn route(
+    app: &Arc<App>,
+    peer: Option<SocketAddr>,
+    handoff: Option<Handoff<Counted>>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+    let app = Arc::clone(app);
+    let answer = move |counted: Counted| answer(&app, peer, counted);
+    let handed = {
+        let answer = answer.clone();
+        // A ready future, not an `async` block: nothing here waits. The parts go straight to the
+        // handler, and only the reply through the filters.
+        warp::any().and_then(move || {
+            std::future::ready(
+                handoff
+                    .as_ref()
+                    .and_then(Handoff::take)
+                    .map(&answer)
+                    .ok_or_else(warp::reject::not_found),
+            )
+        })
+    };
+    // `map` with the state captured, not `with_state` and `then`: the handler is synchronous, and
+    // each `and` or `then` layer moves the request's state along once more (~500 instructions).
+    let extracted = warp::path::full()
+        .and(warp::method())
+        .and_then(|path: warp::path::FullPath, method: Method| {
+            std::future::ready(match endpoint(path.as_str()) {
+                Some(_) if method == Method::OPTIONS => Err(warp::reject::not_found()),
+                Some(endpoint) => Ok((endpoint, method)),
+                None => Err(warp::reject::not_found()),
+            })
+        })
+        .and(query_and_headers())
+        .map(move |(endpoint, method), query, headers| {
+            answer(Counted {
+                endpoint,
+                method,
+                query,
+                headers,
+            })
+        });
+    handed.or(extracted).unify()
+}
+
+/// Answers a counting request from `peer`.
+fn answer(app: &App, peer: Option<SocketAddr>, counted: Counted) -> Response {
+    let Counted {
+        endpoint: (name, counting, render),
+        method,
+        query,
+        headers,
+    } = counted;
+    let origin = headers.get(header::ORIGIN).cloned();
+    let visit = Visit {
+        peer,
+        method,
+        query,
+        headers,
+    };
+    let response = if visit.method == Method::GET || visit.method == Method::HEAD {
+        handlers::count(app, &visit, counting, render)
+    } else {
+        error::Error::MethodNotAllowed.into_response(render.output())
+    };
+    telemetry::request(name, response.status().as_u16());
+    // Every counting reply is made by `error::reply`, whose map has the common headers.
+    headers::allow_origin(origin, response)
+}
+
+/// A counting request's parts: its endpoint (as [`endpoint`] names it), method, raw
+/// query string (empty if none) and headers.
+pub(super) struct Counted {
+    endpoint: (&'static str, bool, Render),
+    method: Method,
+    query: String,
+    headers: HeaderMap,
+}
+
+/// The parts of `request` if it is for a counting endpoint, taken out of it (its headers are left
+/// empty); `None`, the request left whole, for any other. What an HTTP/1 connection hands to
+/// its counting filter ([`super::Routes::service_for`]).
+pub(super) fn take<B>(request: &mut Request<B>) -> Option<Counted> {
+    let endpoint = endpoint(request.uri().path())?;
+    if request.method() == Method::OPTIONS {
+        return None;
+    }
+    Some(Counted {
+        endpoint,
+        method: request.method().clone(),
+        query: request.uri().query().unwrap_or_default().to_owned(),
+        headers: std::mem::take(request.headers_mut()),
+    })
+}
+
+/// The counting endpoint at `path`: its metric name, whether it counts, and its reply's form.
+fn endpoint(path: &str) -> Option<(&'static str, bool, Render)> {
+    Some(match path {
+        "/count" => ("count", true, Render::Text),
+        "/nocount" => ("nocount", false, Render::Text),
+        "/count/tag.svg" => ("count_svg", true, Render::Svg),
+        "/nocount/tag.svg" => ("nocount_svg", false, Render::Svg),
+        "/count.json" => ("count_json", true, Render::Json),
+        "/nocount.json" => ("nocount_json", false, Render::Json),
+        "/count/shields.json" => ("count_shields", true, Render::Shields),
+        "/nocount/shields.json" => ("nocount_shields", false, Render::Shields),
+        _ => return None,
+    })
+}
