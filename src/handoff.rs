@@ -106,7 +106,7 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> S::Future {
         // HTTP/1.0 and 1.1 only: there the answer to this request is made before the next one
-        // is read. (`Version` has no order: HTTP/2 and 3 are named.)
+        // is read. HTTP/2 and 3 requests keep their parts.
         if request.version() == Version::HTTP_11 || request.version() == Version::HTTP_10 {
             self.handoff.put((self.take)(&mut request));
         }
