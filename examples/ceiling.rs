@@ -133,17 +133,23 @@ type FloorParts = (bool, Method, String, HeaderMap);
 /// The floor's parts of `request`, taken out of it, if its path is one of hitcounter's counting
 /// endpoints served here (`None`, the request left whole, for any other).
 fn take_floor<B>(request: &mut Request<B>) -> Option<FloorParts> {
-    let is_svg = match request.uri().path() {
-        "/count" | "/nocount" => false,
-        "/count/tag.svg" | "/nocount/tag.svg" => true,
-        _ => return None,
-    };
+    let is_svg = floor_is_svg(request.uri().path())?;
     Some((
         is_svg,
         request.method().clone(),
         request.uri().query().unwrap_or_default().to_owned(),
         std::mem::take(request.headers_mut()),
     ))
+}
+
+/// Whether the floor's reply to `path` is a badge (or the text reply); `None` for a path that is
+/// not one of hitcounter's counting endpoints served here.
+fn floor_is_svg(path: &str) -> Option<bool> {
+    match path {
+        "/count" | "/nocount" => Some(false),
+        "/count/tag.svg" | "/nocount/tag.svg" => Some(true),
+        _ => None,
+    }
 }
 
 /// `--floor`: what hitcounter's counting route takes, the same way (handed over by the
@@ -162,25 +168,15 @@ fn floor(
         let (content_type, body) = &replies[usize::from(is_svg)];
         hitcounter::error::reply(StatusCode::OK, content_type, body.clone())
     };
-    let handed = {
-        let reply = reply.clone();
-        warp::any().and_then(move || {
-            std::future::ready(
-                handoff
-                    .take()
-                    .map(&reply)
-                    .ok_or_else(warp::reject::not_found),
-            )
-        })
-    };
+    let handed = Handoff::answer(Some(handoff), reply.clone());
     let extracted = warp::path::full()
         .and(warp::method())
         .and_then(|path: warp::path::FullPath, method: Method| {
-            std::future::ready(match path.as_str() {
-                "/count" | "/nocount" => Ok((false, method)),
-                "/count/tag.svg" | "/nocount/tag.svg" => Ok((true, method)),
-                _ => Err(warp::reject::not_found()),
-            })
+            std::future::ready(
+                floor_is_svg(path.as_str())
+                    .map(|is_svg| (is_svg, method))
+                    .ok_or_else(warp::reject::not_found),
+            )
         })
         .and(
             warp::query::raw()

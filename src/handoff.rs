@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 
 use tower_service::Service;
 use warp::http::{Request, Version};
+use warp::{Filter, Rejection};
 
 /// One connection's slot: what its service took out of the request being served, until the
 /// route takes it. A mutex, never contended: one request at a time reaches it, and it is
@@ -34,6 +35,31 @@ impl<T> Handoff<T> {
     /// The parts left for the request being served, if its connection took any.
     pub fn take(&self) -> Option<T> {
         self.lock().take()
+    }
+
+    /// The filter that answers a request, with `answer`, from the parts `handoff` holds for it;
+    /// it rejects (not found) when there are none, or no handoff. The parts go straight to
+    /// `answer` in the one filter, and only its answer goes on through the filters: each `map`
+    /// or `and` after this one would move the parts along once more.
+    pub fn answer<R, A>(
+        handoff: Option<Self>,
+        answer: A,
+    ) -> impl Filter<Extract = (R,), Error = Rejection> + Clone + use<T, R, A>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+        A: Fn(T) -> R + Clone + Send + Sync + 'static,
+    {
+        // A ready future, not an `async` block: nothing here waits.
+        warp::any().and_then(move || {
+            std::future::ready(
+                handoff
+                    .as_ref()
+                    .and_then(Handoff::take)
+                    .map(&answer)
+                    .ok_or_else(warp::reject::not_found),
+            )
+        })
     }
 
     /// Leaves `parts` for the request about to be served (or `None`, so that nothing left by an

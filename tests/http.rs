@@ -904,13 +904,15 @@ fn split_answers(mut bytes: &[u8], methods: &[&str]) -> Result<Vec<RawAnswer>, c
             Some((_, length)) => length.parse()?,
             None => 0,
         };
-        let body = &bytes[head_end + 4..head_end + 4 + length];
+        let (body, rest) = bytes[head_end + 4..]
+            .split_at_checked(length)
+            .ok_or("an answer shorter than its Content-Length")?;
         answers.push(RawAnswer {
             status,
             headers,
             body: String::from_utf8(body.to_vec())?,
         });
-        bytes = &bytes[head_end + 4 + length..];
+        bytes = rest;
     }
     assert!(bytes.is_empty(), "more than {} answers", methods.len());
     Ok(answers)

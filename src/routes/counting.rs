@@ -38,30 +38,18 @@ pub(super) fn route(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     let app = Arc::clone(app);
     let answer = move |counted: Counted| answer(&app, peer, counted);
-    let handed = {
-        let answer = answer.clone();
-        // A ready future, not an `async` block: nothing here waits. The parts go straight to the
-        // handler, and only the reply through the filters.
-        warp::any().and_then(move || {
-            std::future::ready(
-                handoff
-                    .as_ref()
-                    .and_then(Handoff::take)
-                    .map(&answer)
-                    .ok_or_else(warp::reject::not_found),
-            )
-        })
-    };
+    let handed = Handoff::answer(handoff, answer.clone());
     // `map` with the state captured, not `with_state` and `then`: the handler is synchronous, and
     // each `and` or `then` layer moves the request's state along once more (~500 instructions).
     let extracted = warp::path::full()
         .and(warp::method())
+        // A ready future, not an `async` block: nothing here waits.
         .and_then(|path: warp::path::FullPath, method: Method| {
-            std::future::ready(match endpoint(path.as_str()) {
-                Some(_) if method == Method::OPTIONS => Err(warp::reject::not_found()),
-                Some(endpoint) => Ok((endpoint, method)),
-                None => Err(warp::reject::not_found()),
-            })
+            std::future::ready(
+                endpoint(path.as_str(), &method)
+                    .map(|endpoint| (endpoint, method))
+                    .ok_or_else(warp::reject::not_found),
+            )
         })
         .and(query_and_headers())
         .map(move |(endpoint, method), query, headers| {
@@ -113,10 +101,7 @@ pub(super) struct Counted {
 /// empty); `None`, the request left whole, for any other. What an HTTP/1 connection hands to
 /// its counting filter ([`super::Routes::service_for`]).
 pub(super) fn take<B>(request: &mut Request<B>) -> Option<Counted> {
-    let endpoint = endpoint(request.uri().path())?;
-    if request.method() == Method::OPTIONS {
-        return None;
-    }
+    let endpoint = endpoint(request.uri().path(), request.method())?;
     Some(Counted {
         endpoint,
         method: request.method().clone(),
@@ -125,8 +110,13 @@ pub(super) fn take<B>(request: &mut Request<B>) -> Option<Counted> {
     })
 }
 
-/// The counting endpoint at `path`: its metric name, whether it counts, and its reply's form.
-fn endpoint(path: &str) -> Option<(&'static str, bool, Render)> {
+/// The counting endpoint a request of `method` to `path` is for: its metric name, whether it
+/// counts, and its reply's form. `None` for any other path, and for OPTIONS, which the preflight
+/// answers.
+fn endpoint(path: &str, method: &Method) -> Option<(&'static str, bool, Render)> {
+    if method == Method::OPTIONS {
+        return None;
+    }
     Some(match path {
         "/count" => ("count", true, Render::Text),
         "/nocount" => ("nocount", false, Render::Text),
