@@ -153,6 +153,51 @@ pub struct Config {
     #[arg(long, env = "HITCOUNTER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_timeout_secs: u64,
+
+    /// A request's head (request line and headers) must arrive within this many seconds, else
+    /// the connection is closed.
+    #[arg(long, env = "HITCOUNTER_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_secs: u64,
+
+    /// A keep-alive connection with no request under way is closed after this many seconds.
+    #[arg(long, env = "HITCOUNTER_IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout_secs: u64,
+
+    /// Open connections allowed at once; past it new ones are closed at accept. Default: the
+    /// file-descriptor limit (raised to its hard limit at start) less 64 kept for the store.
+    #[arg(long, env = "HITCOUNTER_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections: Option<u64>,
+
+    /// Open connections allowed at once from one client address (IPv6: one --ipv6-prefix);
+    /// never applied to a trusted proxy with --trust-proxy.
+    #[arg(long, env = "HITCOUNTER_MAX_CONNECTIONS_PER_IP", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections_per_ip: u64,
+
+    /// Also serve HTTP/2 (cleartext, h2c), with bounded streams and buffers per connection.
+    /// Off by default: browsers use HTTP/2 only over TLS, so only a proxy in front needs it.
+    #[arg(long, env = "HITCOUNTER_HTTP2")]
+    pub http2: bool,
+
+    /// IPv6 clients are one client per prefix of this many bits (an ISP gives a home a /64),
+    /// for the rate limit, the visitor dedupe, new-page allowances and the connection cap.
+    #[arg(long, env = "HITCOUNTER_IPV6_PREFIX", default_value_t = 64,
+          value_parser = clap::value_parser!(u8).range(8..=128))]
+    pub ipv6_prefix: u8,
+
+    /// Most pages the counter stores; past it a new page is refused (known pages keep
+    /// counting). The default bounds the disk to a few GB even with the longest URLs.
+    #[arg(long, env = "HITCOUNTER_MAX_PAGES", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub max_pages: u64,
+
+    /// New pages one client address may create per minute; past it a new page is refused
+    /// until the minute is over. 0 turns the allowance off.
+    #[arg(long, env = "HITCOUNTER_NEW_PAGES_PER_MINUTE", default_value_t = 60)]
+    pub new_pages_per_minute: u32,
 }
 
 /// When anti-refresh cookies are marked `Secure` (and so may be `SameSite=None`).
@@ -229,6 +274,22 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpNet>,
     /// See [`Config::shutdown_timeout_secs`].
     pub shutdown_timeout: Duration,
+    /// See [`Config::header_timeout_secs`].
+    pub header_timeout: Duration,
+    /// See [`Config::idle_timeout_secs`].
+    pub idle_timeout: Duration,
+    /// See [`Config::max_connections`]; `None` derives it from the file-descriptor limit.
+    pub max_connections: Option<usize>,
+    /// See [`Config::max_connections_per_ip`].
+    pub max_connections_per_ip: usize,
+    /// See [`Config::http2`].
+    pub http2: bool,
+    /// See [`Config::ipv6_prefix`].
+    pub ipv6_prefix: u8,
+    /// See [`Config::max_pages`].
+    pub max_pages: u64,
+    /// See [`Config::new_pages_per_minute`].
+    pub new_pages_per_minute: u32,
 }
 
 /// A configuration that cannot be used; each message is one sentence naming the culprit.
@@ -315,6 +376,14 @@ impl Config {
             rate_limit_capacity: to_usize(self.rate_limit_capacity),
             trusted_proxies: self.trusted_proxy,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections.map(to_usize),
+            max_connections_per_ip: to_usize(self.max_connections_per_ip),
+            http2: self.http2,
+            ipv6_prefix: self.ipv6_prefix,
+            max_pages: self.max_pages,
+            new_pages_per_minute: self.new_pages_per_minute,
         })
     }
 }

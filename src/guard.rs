@@ -106,6 +106,23 @@ fn forwarded_chain(headers: &HeaderMap) -> Vec<IpAddr> {
         .collect()
 }
 
+/// The address that stands for `ip`'s client in every per-client limit: an IPv4 address as it
+/// is (an IPv4-mapped IPv6 one as IPv4), an IPv6 address cut to its first `ipv6_prefix` bits,
+/// since one home or host is given a whole prefix and could rotate through it.
+pub fn client_group(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u32::from(ipv6_prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        },
+    }
+}
+
 /// An address, with or without a port or IPv6 brackets.
 fn parse_ip(text: &str) -> Option<IpAddr> {
     text.parse::<IpAddr>()
@@ -319,6 +336,18 @@ mod tests {
 
     fn ip(text: &str) -> Option<IpAddr> {
         text.parse().ok()
+    }
+
+    #[test]
+    fn ipv6_clients_are_grouped_by_prefix_and_ipv4_stays_whole() {
+        let group = |text: &str, prefix| ip(text).map(|ip| client_group(ip, prefix));
+        assert_eq!(group("2001:db8:1:2:aaaa::1", 64), ip("2001:db8:1:2::"));
+        assert_eq!(group("2001:db8:1:2:ffff::9", 64), ip("2001:db8:1:2::"));
+        assert_eq!(group("2001:db8:1:3::1", 64), ip("2001:db8:1:3::"));
+        assert_eq!(group("2001:db8:1:2::1", 128), ip("2001:db8:1:2::1"));
+        assert_eq!(group("2001:db8:ff::1", 32), ip("2001:db8::"));
+        assert_eq!(group("::ffff:192.0.2.7", 64), ip("192.0.2.7"));
+        assert_eq!(group("192.0.2.7", 8), ip("192.0.2.7"));
     }
 
     #[test]

@@ -2,7 +2,13 @@
 //! while clients hammer it, a sweep of hostile requests against it, and property tests of the
 //! parsers those requests reach (key normalisation, anti-refresh cookies).
 
+#[path = "robust/clients.rs"]
+mod clients;
 mod common;
+#[path = "robust/connections.rs"]
+mod connections;
+#[path = "robust/storage.rs"]
+mod storage;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +22,7 @@ use rand::RngExt;
 
 /// The process tests share two cores, and their timing is part of what they check (a flush
 /// interval, a stop within systemd's limit): they run one at a time.
-static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The last `n` lines of a log.
 fn tail(log: &str, n: usize) -> String {

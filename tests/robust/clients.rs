@@ -1,0 +1,2 @@
+//! Hostile clients above the connection: admin brute force, forged and rotating client
+//! addresses, new-page floods and the page limit.
