@@ -188,7 +188,7 @@ async fn stream_export(app: &App, auth: Option<HeaderValue>) -> Result<Response,
     let counter = Arc::clone(&app.counter);
     blocking(move || counter.checkpoint().map(|_| ())).await?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let store = app.counter.store().clone();
+    let store = app.counter.store()?;
     tokio::task::spawn_blocking(move || {
         let mut out = ChannelWriter {
             tx,

@@ -222,8 +222,9 @@ impl Cache {
     /// `take` names, each recorded as written as it is taken (durable, and only in the journal
     /// for [`Take::Dirty`]), so that no second pass looks them up again. The caller must write
     /// all of it; after a failure, its next flush must be a checkpoint of [`Take::All`]. Only
-    /// flushes call this, one at a time.
-    pub fn take_pending(&self, take: Take) -> (Vec<Retired>, Batch) {
+    /// flushes call this, one at a time. The third value is how many hits the taken entries
+    /// gained since they were last taken.
+    pub fn take_pending(&self, take: Take) -> (Vec<Retired>, Batch, u64) {
         let pending = |entry: &Entry| match take {
             Take::Dirty => !entry.is_clean(),
             Take::Unsaved => !entry.is_saved(),
@@ -239,9 +240,12 @@ impl Cache {
                 (n + 1, bytes + entry.key().len())
             });
         let mut latest = Batch::with_capacity(count + count / 8 + 16, key_bytes + key_bytes / 8);
+        let mut hits = 0u64;
         for entry in self.map.iter() {
             if pending(entry.value()) {
                 let total = entry.total.load(Ordering::Acquire);
+                hits = hits
+                    .saturating_add(total.saturating_sub(entry.durable.load(Ordering::Acquire)));
                 let day = entry.day.load(Ordering::Acquire);
                 let (day_number, day_count) = unpack(day);
                 let stored = Stored {
@@ -261,7 +265,7 @@ impl Cache {
         }
         // After the walk: every day retired before a new day the walk saw is in the list now.
         let retired = std::mem::take(&mut *self.lock_retired());
-        (retired, latest)
+        (retired, latest, hits)
     }
 
     /// Puts back day counts a failed flush did not write.
@@ -366,7 +370,7 @@ mod tests {
         assert_eq!(hit(&cache, "a", 5), 6);
         assert_eq!(hit(&cache, "a", 999), 7, "a cached key is not loaded again");
         assert_eq!(cache.get("a", 1), Some(Counts { total: 7, today: 2 }));
-        let (retired, latest) = cache.take_pending(Take::Dirty);
+        let (retired, latest, _) = cache.take_pending(Take::Dirty);
         assert!(retired.is_empty());
         let latest: Vec<(&str, Stored)> = latest.iter().collect();
         assert_eq!(
@@ -397,7 +401,7 @@ mod tests {
         let mut days = cache.day_counts("a");
         days.sort_unstable();
         assert_eq!(days, vec![(1, 3), (2, 1)]);
-        let (retired, latest) = cache.take_pending(Take::Dirty);
+        let (retired, latest, _) = cache.take_pending(Take::Dirty);
         let dirty: Vec<(u32, u64)> = retired
             .iter()
             .map(|r| (r.day, r.count))
@@ -427,7 +431,7 @@ mod tests {
                 today: 0
             })
         );
-        let (retired, latest) = cache.take_pending(Take::Dirty);
+        let (retired, latest, _) = cache.take_pending(Take::Dirty);
         assert!(
             retired.is_empty() && latest.is_empty(),
             "loading writes nothing"
@@ -439,7 +443,7 @@ mod tests {
                 today: 1
             }
         );
-        let (retired, latest) = cache.take_pending(Take::Dirty);
+        let (retired, latest, _) = cache.take_pending(Take::Dirty);
         let dirty: Vec<(u32, u64, bool)> = retired
             .iter()
             .map(|r| (r.day, r.count, true))
@@ -566,7 +570,7 @@ mod tests {
                 .collect();
             loop {
                 let done = hitters.iter().all(|h| h.is_finished());
-                let (retired, latest) = cache.take_pending(Take::Dirty);
+                let (retired, latest, _) = cache.take_pending(Take::Dirty);
                 retired_seen.extend(retired.into_iter().map(|r| (r.key, r.day, r.count)));
                 for (key, stored) in latest.iter() {
                     if stored.day == 2 {

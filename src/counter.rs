@@ -3,7 +3,7 @@
 //! Flushes never overlap: the flusher, the top-sites refresher, exports and admin writes all
 //! flush under one lock.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,15 +15,25 @@ use crate::store::{DayCount, Store, StoreError};
 use crate::telemetry;
 
 mod flusher;
+mod health;
+mod held;
 pub use flusher::spawn_flusher;
+pub use health::{Failure, Health};
+use held::HeldStore;
 
 /// The count of every key: hot keys in the front cache, the rest in the store.
 pub struct Counter {
     cache: Cache,
-    store: Store,
+    store: HeldStore,
     clock: Arc<dyn Clock>,
-    /// Set when a hit wrote through to the store, so the next flush fsyncs even with a clean cache.
-    store_dirty: AtomicBool,
+    /// Hits written through to the store since the last durable flush (which must fsync them
+    /// even with a clean cache); lost with the store if it has to be opened again.
+    wrote_through: AtomicU64,
+    /// Whether durable writes work, for `/healthz`, `/metrics` and the flusher's log.
+    health: Health,
+    /// Set by a flush that sled failed: sled refuses every write after one failed write to its
+    /// log, so only a new handle (a reopen) can write again.
+    poisoned: AtomicBool,
     /// Wakes the flusher early when the cache fills up.
     full: Notify,
     /// A std mutex, held only by a flush (never across `.await`): two overlapping flushes could
@@ -49,6 +59,8 @@ struct SinceCheckpoint {
     /// Set by a failed flush, whose entries the cache took as written: the next flush must be a
     /// checkpoint of every cached entry.
     rewrite: bool,
+    /// Hits of the entries that failed flushes took, not durable until a flush succeeds.
+    unsaved: u64,
 }
 
 impl SinceCheckpoint {
@@ -57,6 +69,7 @@ impl SinceCheckpoint {
             checkpointed: Instant::now(),
             bytes: 0,
             rewrite: false,
+            unsaved: 0,
         }
     }
 
@@ -83,9 +96,11 @@ impl Counter {
     pub fn new(store: Store, cache_capacity: usize, clock: Arc<dyn Clock>) -> Self {
         Self {
             cache: Cache::new(cache_capacity),
-            store,
+            store: HeldStore::new(store),
             clock,
-            store_dirty: AtomicBool::new(false),
+            wrote_through: AtomicU64::new(0),
+            health: Health::default(),
+            poisoned: AtomicBool::new(false),
             full: Notify::new(),
             flushing: Mutex::new(SinceCheckpoint::new()),
         }
@@ -94,17 +109,23 @@ impl Counter {
     /// Counts one hit for `key` and returns its counts (the first hit of a new key gives 1).
     pub fn hit(&self, key: &str) -> Result<Counts, StoreError> {
         let day = self.clock.today();
-        let counts = self.cache.hit(
-            key,
-            day,
-            || self.store.load(key, day).map(Option::unwrap_or_default),
-            || {
-                let (total, today) = self.store.increment(key, day, 1)?;
-                // Raised after the write, so the flush that clears it covers the write.
-                self.store_dirty.store(true, Ordering::Release);
-                Ok(Counts { total, today })
-            },
-        )?;
+        let counts = self
+            .cache
+            .hit(
+                key,
+                day,
+                || {
+                    self.store
+                        .with(|store| store.load(key, day).map(Option::unwrap_or_default))
+                },
+                || {
+                    let (total, today) = self.store.with(|store| store.increment(key, day, 1))?;
+                    // Raised after the write, so the flush that clears it covers the write.
+                    self.wrote_through.fetch_add(1, Ordering::AcqRel);
+                    Ok(Counts { total, today })
+                },
+            )
+            .inspect_err(|_| self.health.refused())?;
         if self.cache.is_full() {
             self.full.notify_one();
         }
@@ -114,7 +135,9 @@ impl Counter {
     /// The current counts of `key` without counting; an unknown key is 0 and creates nothing.
     pub fn peek(&self, key: &str) -> Result<Counts, StoreError> {
         let day = self.clock.today();
-        self.cache.peek(key, day, || self.store.load(key, day))
+        self.cache
+            .peek(key, day, || self.store.with(|store| store.load(key, day)))
+            .inspect_err(|_| self.health.refused())
     }
 
     /// Daily counts of `key` for the `days` days ending today, oldest first, zero days included.
@@ -122,7 +145,10 @@ impl Counter {
         let today = self.clock.today();
         let first = today.saturating_sub(days.saturating_sub(1));
         let mut history: Vec<(u32, u64)> = (first..=today).map(|day| (day, 0)).collect();
-        let known = self.store.days_of(key, first, today)?;
+        let known = self
+            .store
+            .with(|store| store.days_of(key, first, today))
+            .inspect_err(|_| self.health.refused())?;
         // The cache's counts are never older than the store's: take the larger of the two.
         for (day, count) in known.into_iter().chain(self.cache.day_counts(key)) {
             if let Some(slot) = day
@@ -143,10 +169,13 @@ impl Counter {
         self.cache.set(
             key,
             total,
-            || self.store.load(key, day).map(Option::unwrap_or_default),
             || {
-                self.store.set_total(key, total, day)?;
-                self.store_dirty.store(true, Ordering::Release);
+                self.store
+                    .with(|store| store.load(key, day).map(Option::unwrap_or_default))
+            },
+            || {
+                self.store.with(|store| store.set_total(key, total, day))?;
+                self.wrote_through.fetch_add(1, Ordering::AcqRel);
                 Ok(())
             },
         )?;
@@ -161,8 +190,10 @@ impl Counter {
     pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let mut flushing = self.lock_flushing();
         self.flush_holding(&mut flushing, true)?;
-        let deleted = self.cache.remove(key, || self.store.delete(key))?;
-        self.store.flush()?;
+        let deleted = self
+            .cache
+            .remove(key, || self.store.with(|store| store.delete(key)))?;
+        self.store.with(Store::flush)?;
         Ok(deleted)
     }
 
@@ -202,10 +233,10 @@ impl Counter {
             (false, true) => Take::Unsaved,
             (false, false) => Take::Dirty,
         };
-        let (retired, latest) = self.cache.take_pending(take);
-        let wrote_through = self.store_dirty.swap(false, Ordering::AcqRel);
+        let (retired, latest, hits) = self.cache.take_pending(take);
+        let wrote_through = self.wrote_through.swap(0, Ordering::AcqRel);
         let written = retired.len() + latest.len();
-        if written > 0 || wrote_through || (checkpoint && since.bytes > 0) {
+        if written > 0 || wrote_through > 0 || (checkpoint && since.bytes > 0) {
             let days: Vec<DayCount<'_>> = retired
                 .iter()
                 .map(|r| DayCount {
@@ -215,21 +246,38 @@ impl Counter {
                 })
                 .collect();
             // Both are durable on return, with any write-through before them.
-            let result = if checkpoint {
-                self.store.checkpoint(&latest, &days).map(|()| 0)
-            } else {
-                self.store.journal(&latest, &days)
-            };
+            let result = self.store.with(|store| {
+                if checkpoint {
+                    store.checkpoint(&latest, &days).map(|()| 0)
+                } else {
+                    store.journal(&latest, &days)
+                }
+            });
             match result {
                 Ok(_) if checkpoint => *since = SinceCheckpoint::new(),
-                Ok(bytes) => since.bytes += bytes,
+                Ok(bytes) => {
+                    since.bytes += bytes;
+                    since.unsaved = 0;
+                }
                 Err(err) => {
                     // The cache took its entries as written: the next flush rewrites them all,
                     // as a checkpoint. That also starts a new journal: a record cut short by the
                     // error may sit at the end of this one, and replay stops there, so nothing
                     // may be appended after it.
                     since.rewrite = true;
-                    self.store_dirty.fetch_or(wrote_through, Ordering::AcqRel);
+                    since.unsaved = since.unsaved.saturating_add(hits);
+                    self.wrote_through
+                        .fetch_add(wrote_through, Ordering::AcqRel);
+                    let not_durable = since
+                        .unsaved
+                        .saturating_add(self.wrote_through.load(Ordering::Acquire));
+                    self.health.failed(err.to_string(), not_durable);
+                    if matches!(
+                        err,
+                        StoreError::Sled(_) | StoreError::Closed | StoreError::Reopen(_)
+                    ) {
+                        self.poisoned.store(true, Ordering::Release);
+                    }
                     // Cached entries stay dirty by themselves; retired days must be put back.
                     drop(days);
                     self.cache.unretire(retired);
@@ -238,6 +286,14 @@ impl Counter {
             }
         } else if checkpoint {
             *since = SinceCheckpoint::new();
+        }
+        if let Some(ended) = self.health.recovered() {
+            tracing::warn!(
+                failed_flushes = ended.attempts,
+                failed_for_secs = ended.since.elapsed().as_secs(),
+                saved_hits = ended.not_durable,
+                "durable writes work again: every answered hit kept in memory is saved"
+            );
         }
         let evicted = self.cache.sweep(self.cache.is_full());
         telemetry::flushed(started.elapsed(), written, evicted, self.cache.len());
@@ -254,11 +310,13 @@ impl Counter {
             .clock
             .today()
             .saturating_sub(history_days.saturating_sub(1));
-        let removed = self.store.prune_days(first_kept)?;
-        if removed > 0 {
-            self.store.flush()?;
-        }
-        Ok(removed)
+        self.store.with(|store| {
+            let removed = store.prune_days(first_kept)?;
+            if removed > 0 {
+                store.flush()?;
+            }
+            Ok(removed)
+        })
     }
 
     /// Today, in days since the epoch, by this counter's clock.
@@ -271,9 +329,51 @@ impl Counter {
         self.cache.len()
     }
 
-    /// The store underneath.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Runs `work` on the store underneath (an error while it is closed after a failed write).
+    pub fn with_store<T>(
+        &self,
+        work: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.store.with(work)
+    }
+
+    /// A handle on the store underneath, for work that outlives a borrow (a streamed export).
+    pub fn store(&self) -> Result<Store, StoreError> {
+        self.store.handle()
+    }
+
+    /// Whether durable writes work, and how many answered hits are not durable yet.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Whether the store answers a read (false while it is closed).
+    pub fn store_answers(&self) -> bool {
+        self.store.answers()
+    }
+
+    /// After a flush that sled failed: closes the store and opens it again (sled fails every
+    /// write after one failed write to its log), so that the next flush can work once the disk
+    /// does. The hits written through to the old store since its last durable
+    /// flush are lost with it: returns how many (at most; some may be in the cache too, and
+    /// saved). Blocking.
+    pub fn reopen_if_failed(&self) -> Result<u64, StoreError> {
+        if !self.poisoned.load(Ordering::Acquire) {
+            return Ok(0);
+        }
+        let _flushing = self.lock_flushing();
+        self.store.reopen()?;
+        self.poisoned.store(false, Ordering::Release);
+        tracing::info!("opened the store again after a failed write");
+        let lost = self.wrote_through.swap(0, Ordering::AcqRel);
+        if lost > 0 {
+            telemetry::hits_lost(lost);
+            tracing::error!(
+                lost_hits = lost,
+                "answered hits written straight to the failed store were lost with it"
+            );
+        }
+        Ok(lost)
     }
 }
 
@@ -299,7 +399,7 @@ mod tests {
             assert_eq!(counter.hit("a")?.total, 1);
             assert_eq!(counter.hit("a")?, Counts { total: 2, today: 2 });
             assert_eq!(
-                counter.store().get("a")?,
+                counter.store()?.get("a")?,
                 None,
                 "not written before a flush"
             );
@@ -353,7 +453,10 @@ mod tests {
         // Days 10..=14 hold one hit each; today is 15.
         assert_eq!(counter.prune(3)?, 3);
         counter.checkpoint()?;
-        assert_eq!(counter.store().days_of("a", 0, 20)?, vec![(13, 1), (14, 1)]);
+        assert_eq!(
+            counter.store()?.days_of("a", 0, 20)?,
+            vec![(13, 1), (14, 1)]
+        );
         assert_eq!(counter.peek("a")?.total, 5, "totals are never pruned");
         Ok(())
     }
@@ -376,8 +479,8 @@ mod tests {
         assert!(counter.cached_keys() <= 2);
         counter.checkpoint()?;
         for key in ["a", "b", "c", "d", "e"] {
-            assert_eq!(counter.store().get(key)?, Some(3));
-            assert_eq!(counter.store().get_day(key, 1)?, Some(3));
+            assert_eq!(counter.store()?.get(key)?, Some(3));
+            assert_eq!(counter.store()?.get_day(key, 1)?, Some(3));
         }
         Ok(())
     }
@@ -399,7 +502,7 @@ mod tests {
             );
             counter.set("fresh", 7)?;
             assert_eq!(
-                counter.store().get("fresh")?,
+                counter.store()?.get("fresh")?,
                 None,
                 "journaled, not checkpointed"
             );
@@ -410,11 +513,11 @@ mod tests {
             assert!(!counter.delete("never")?);
             counter.flush()?;
             assert_eq!(
-                counter.store().get("gone")?,
+                counter.store()?.get("gone")?,
                 None,
                 "no flush writes it back"
             );
-            assert_eq!(counter.store().all_days_of("gone")?, vec![]);
+            assert_eq!(counter.store()?.all_days_of("gone")?, vec![]);
             assert_eq!(
                 counter.hit("gone")?.total,
                 1,
@@ -454,19 +557,19 @@ mod tests {
                 1500 + 1500,
                 "values and retired days"
             );
-            assert_eq!(counter.store().get(&keys[0])?, None, "the tree waits");
+            assert_eq!(counter.store()?.get(&keys[0])?, None, "the tree waits");
             counter.hit(&keys[0])?;
             // Dropped without a final checkpoint: the last hit was never flushed.
         }
         let counter = counter(dir.path(), 10_000, clock);
-        assert_eq!(counter.store().get(&keys[0])?, Some(3));
-        assert_eq!(counter.store().get(&keys[1])?, Some(1));
+        assert_eq!(counter.store()?.get(&keys[0])?, Some(3));
+        assert_eq!(counter.store()?.get(&keys[1])?, Some(1));
         assert_eq!(
             counter.history(&keys[0], 2)?,
             vec![(10, 1), (11, 2)],
             "the retired day and the journaled one"
         );
-        assert_eq!(counter.store().len(), 3000);
+        assert_eq!(counter.store()?.len(), 3000);
         Ok(())
     }
 
@@ -478,7 +581,7 @@ mod tests {
         assert_eq!(counter.history("unknown", 3)?, vec![(0, 0), (1, 0)]);
         counter.flush()?;
         assert_eq!(counter.cached_keys(), 0);
-        assert!(counter.store().is_empty());
+        assert!(counter.store()?.is_empty());
         Ok(())
     }
 }

@@ -96,7 +96,8 @@ impl Error {
     pub fn into_response(self, output: Output) -> Response {
         let status = self.status();
         match &self {
-            Error::Store(cause) => tracing::error!(%cause, "store failed during a request"),
+            // Counted, and said once per interval by the flusher: not a line per request.
+            Error::Store(cause) => tracing::debug!(%cause, "store failed during a request"),
             other => tracing::debug!(reason = %other, "bad request"),
         }
         let reason = self.to_string();

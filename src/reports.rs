@@ -79,14 +79,25 @@ pub fn top_json(app: &App) -> Response {
     json(&shown)
 }
 
-/// GET /healthz: `ok` when the store answers a read.
+/// GET /healthz: `ok` when durable writes work and the store answers a read; else `503` with
+/// the reason.
 pub fn healthz(app: &App) -> Response {
-    if app.counter.store().is_healthy() {
-        reply(StatusCode::OK, "text/plain; charset=utf-8", "ok")
+    let text = "text/plain; charset=utf-8";
+    if let Some(failure) = app.counter.health().failure() {
+        let reason = format!(
+            "durable writes are failing (for {} s, {} answered hits kept in memory): {}",
+            failure.since.elapsed().as_secs(),
+            failure.not_durable,
+            failure.reason
+        );
+        return reply(StatusCode::SERVICE_UNAVAILABLE, text, reason);
+    }
+    if app.counter.store_answers() {
+        reply(StatusCode::OK, text, "ok")
     } else {
         reply(
             StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain; charset=utf-8",
+            text,
             "the store does not answer",
         )
     }

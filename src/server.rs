@@ -35,6 +35,14 @@ pub enum RunError {
     /// The store failed at start-up or in the final flush.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The final flush failed until the shutdown timeout: answered hits are lost.
+    #[error("the final flush failed, {hits} answered hits could not be saved: {cause}")]
+    Unsaved {
+        /// Answered hits not durable.
+        hits: u64,
+        /// The last failure.
+        cause: StoreError,
+    },
     /// The listener has no local address.
     #[error("cannot read the listening address: {0}")]
     Listener(std::io::Error),
@@ -76,6 +84,7 @@ pub async fn run_with_clock(
         Arc::clone(&counter),
         settings.flush_interval,
         settings.history_days,
+        settings.shutdown_timeout,
         tasks_stop,
     );
 
@@ -116,6 +125,7 @@ pub async fn run_with_clock(
         "hitcounter listening on http://{address}"
     );
     let grace = settings.shutdown_timeout;
+    let health = Arc::clone(&counter);
     let app = Arc::new(App {
         counter,
         cookies,
@@ -161,7 +171,11 @@ pub async fn run_with_clock(
         std::panic::resume_unwind(join.into_panic());
     }
     match flusher.await {
-        Ok(report) => report.map(|_| ()).map_err(RunError::Store),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(cause)) => Err(RunError::Unsaved {
+            hits: health.health().not_durable(),
+            cause,
+        }),
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
 }

@@ -41,6 +41,12 @@ pub enum StoreError {
     /// Reading, writing or syncing the journal file failed.
     #[error("journal error: {0}")]
     Journal(#[from] std::io::Error),
+    /// The store was closed after a failed write and is not open again yet.
+    #[error("the store is closed after a failed write, and not open again yet")]
+    Closed,
+    /// Opening the store again after a failed write failed.
+    #[error("cannot open the store again: {0}")]
+    Reopen(String),
     /// A stored value has the wrong length: the data dir was written by something else.
     #[error("stored count for {key:?} is {len} bytes, not 8 or 20")]
     BadValue {
@@ -54,6 +60,8 @@ pub enum StoreError {
 /// The durable store: one sled database with a tree of counts.
 #[derive(Clone)]
 pub struct Store {
+    /// The data directory.
+    dir: std::path::PathBuf,
     db: sled::Db,
     counts: sled::Tree,
     days: sled::Tree,
@@ -251,6 +259,11 @@ impl Store {
                 .insert(day_key(key, stored.day), &stored.day_count.to_be_bytes())?;
         }
         Ok(())
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// Bytes the database takes on disk.

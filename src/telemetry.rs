@@ -64,6 +64,33 @@ pub fn hit_suppressed(reason: &'static str) {
     counter!("hitcounter_hits_suppressed_total", "reason" => reason).increment(1);
 }
 
+/// A store failure, in a flush or in a request (`op`), with the answered hits not yet durable.
+pub fn store_failed(op: &'static str, not_durable: u64) {
+    if !on() {
+        return;
+    }
+    counter!("hitcounter_store_errors_total", "op" => op).increment(1);
+    gauge!("hitcounter_hits_not_durable").set(not_durable as f64);
+    gauge!("hitcounter_store_writable").set(0.0);
+}
+
+/// Durable writes work again (or have worked since start-up).
+pub fn store_recovered() {
+    if !on() {
+        return;
+    }
+    gauge!("hitcounter_hits_not_durable").set(0.0);
+    gauge!("hitcounter_store_writable").set(1.0);
+}
+
+/// Answered hits that can never be made durable.
+pub fn hits_lost(hits: u64) {
+    if !on() {
+        return;
+    }
+    counter!("hitcounter_hits_lost_total").increment(hits);
+}
+
 /// After a flush: how long it took, how many keys it wrote, the cache's size and evictions.
 pub fn flushed(took: Duration, written: usize, evicted: usize, cache_entries: usize) {
     if !on() {

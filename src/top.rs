@@ -215,21 +215,22 @@ pub fn spawn_refresher(
             let (counter, ranking, now) = (Arc::clone(&counter), ranking.clone(), clock.now_ms());
             let ranked = tokio::task::spawn_blocking(move || {
                 counter.checkpoint()?;
-                let store = counter.store();
-                if let Some(top_urls) = metrics {
-                    let bytes = store.size_on_disk()?;
-                    telemetry::store_size(store.len() as u64, bytes);
-                    let top = rank(store, &ranking, now)?;
-                    let rows: Vec<(String, u64)> = top
-                        .urls
-                        .iter()
-                        .take(top_urls)
-                        .map(|r| (r.name.clone(), r.count))
-                        .collect();
-                    telemetry::url_views(&rows);
-                    return Ok(top);
-                }
-                rank(store, &ranking, now)
+                counter.with_store(|store| {
+                    if let Some(top_urls) = metrics {
+                        let bytes = store.size_on_disk()?;
+                        telemetry::store_size(store.len() as u64, bytes);
+                        let top = rank(store, &ranking, now)?;
+                        let rows: Vec<(String, u64)> = top
+                            .urls
+                            .iter()
+                            .take(top_urls)
+                            .map(|r| (r.name.clone(), r.count))
+                            .collect();
+                        telemetry::url_views(&rows);
+                        return Ok(top);
+                    }
+                    rank(store, &ranking, now)
+                })
             });
             match ranked.await {
                 Ok(Ok(top)) => latest.set(top),

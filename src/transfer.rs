@@ -292,7 +292,10 @@ pub fn import_seed(
     let mut folded: BTreeMap<String, u64> = BTreeMap::new();
     for (url, count) in largest {
         match key::normalise(&url, MAX_KEY) {
-            Ok(key) => *folded.entry(key).or_insert(0) += count,
+            Ok(key) => {
+                let total = folded.entry(key).or_insert(0);
+                *total = total.saturating_add(count);
+            }
             Err(err) => importer.skip(0, format!("bad url {url:?}: {err}")),
         }
     }

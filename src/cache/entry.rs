@@ -68,7 +68,14 @@ impl Entry {
         if !self.touched.load(Ordering::Relaxed) {
             self.touched.store(true, Ordering::Relaxed);
         }
-        let total = self.total.fetch_add(1, Ordering::AcqRel).saturating_add(1);
+        // Saturates at u64::MAX (a total set that high by hand must not wrap to 0).
+        let total = match self
+            .total
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| t.checked_add(1))
+        {
+            Ok(before) => before + 1,
+            Err(at_max) => at_max,
+        };
         let mut current = self.day.load(Ordering::Acquire);
         loop {
             let (entry_day, count) = unpack(current);

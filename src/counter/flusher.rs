@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::health::retry_after;
 use super::{Counter, FlushReport};
 use crate::memory;
 use crate::store::StoreError;
@@ -43,48 +44,53 @@ async fn release_free_memory(counter: &Arc<Counter>) {
     );
 }
 
+/// While flushes fail, the log says so at most this often, with counts, not once per attempt.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(30);
+
 /// The flusher task: owned by the server, stopped by its shutdown signal, and ending with a final
 /// flush whose result is what the task returns. Once a day (when the clock's day changes) it
-/// also prunes day buckets older than `history_days`; never at start-up.
+/// also prunes day buckets older than `history_days`; never at start-up. A failed flush is
+/// retried with backoff ([`retry_after`]), opening the store again if it no longer answers; the
+/// final flush is retried for up to `final_grace`.
 pub fn spawn_flusher(
     counter: Arc<Counter>,
     interval: Duration,
     history_days: u32,
+    final_grace: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<Result<FlushReport, StoreError>> {
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pruned_on = counter.today();
         let mut trimmed = Instant::now();
+        let mut failures = Failures::default();
+        let mut next = tokio::time::Instant::now() + interval;
         loop {
             tokio::select! {
-                _ = ticker.tick() => {}
-                () = counter.full.notified() => {}
+                () = tokio::time::sleep_until(next) => {}
+                () = counter.full.notified(), if failures.attempts == 0 => {}
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }
             let started = Instant::now();
-            let churned = match blocking(&counter, Counter::flush).await {
-                Ok(report) if report.written > 0 || report.evicted > 0 => {
-                    tracing::debug!(
-                        written = report.written,
-                        evicted = report.evicted,
-                        took_ms = started.elapsed().as_millis() as u64,
-                        "flushed"
-                    );
-                    true
+            let churned = match flush_once(&counter, Counter::flush, &mut failures).await {
+                Some(report) => {
+                    if report.written > 0 || report.evicted > 0 {
+                        tracing::debug!(
+                            written = report.written,
+                            evicted = report.evicted,
+                            took_ms = started.elapsed().as_millis() as u64,
+                            "flushed"
+                        );
+                    }
+                    report.written > 0 || report.evicted > 0
                 }
-                Ok(_) => false,
-                Err(err) => {
-                    tracing::error!(cause = %err, "flush failed; will retry");
-                    false
-                }
+                None => false,
             };
+            next = tokio::time::Instant::now() + retry_after(interval, failures.attempts);
             if churned && trimmed.elapsed() >= TRIM_EVERY {
                 trimmed = Instant::now();
                 release_free_memory(&counter).await;
             }
-            if counter.today() != pruned_on {
+            if counter.today() != pruned_on && failures.attempts == 0 {
                 pruned_on = counter.today();
                 match blocking(&counter, move |c| c.prune(history_days)).await {
                     Ok(removed) => tracing::info!(removed, "pruned old day buckets"),
@@ -92,14 +98,99 @@ pub fn spawn_flusher(
                 }
             }
         }
-        let report = blocking(&counter, Counter::checkpoint).await;
-        match &report {
-            Ok(report) => tracing::info!(
-                written = report.written,
-                "final flush done, as a checkpoint"
-            ),
-            Err(err) => tracing::error!(cause = %err, "final flush failed"),
-        }
-        report
+        final_flush(&counter, interval, final_grace, &mut failures).await
     })
+}
+
+/// The final flush, as a checkpoint, retried with backoff until it works or `grace` is over.
+async fn final_flush(
+    counter: &Arc<Counter>,
+    interval: Duration,
+    grace: Duration,
+    failures: &mut Failures,
+) -> Result<FlushReport, StoreError> {
+    let deadline = Instant::now() + grace;
+    loop {
+        match blocking(counter, Counter::checkpoint).await {
+            Ok(report) => {
+                tracing::info!(
+                    written = report.written,
+                    "final flush done, as a checkpoint"
+                );
+                return Ok(report);
+            }
+            Err(err) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let wait = retry_after(interval, failures.attempts + 1).min(left);
+                if wait.is_zero() {
+                    tracing::error!(
+                        cause = %err,
+                        unsaved_hits = counter.health().not_durable(),
+                        "final flush failed: answered hits could not be saved"
+                    );
+                    return Err(err);
+                }
+                failures.failed(counter, &err);
+                tracing::warn!(cause = %err, retry_in_ms = wait.as_millis() as u64, "final flush failed; retrying");
+                tokio::time::sleep(wait).await;
+                reopen(counter).await;
+            }
+        }
+    }
+}
+
+/// One flush with `work`, on a blocking thread; after a failure, first opens the store again if
+/// it no longer answers. Says a failure when it starts, then at most once per
+/// [`FAILURE_LOG_EVERY`], and its end.
+async fn flush_once(
+    counter: &Arc<Counter>,
+    work: fn(&Counter) -> Result<FlushReport, StoreError>,
+    failures: &mut Failures,
+) -> Option<FlushReport> {
+    if failures.attempts > 0 {
+        reopen(counter).await;
+    }
+    match blocking(counter, work).await {
+        Ok(report) => {
+            failures.attempts = 0;
+            Some(report)
+        }
+        Err(err) => {
+            failures.failed(counter, &err);
+            None
+        }
+    }
+}
+
+/// Opens a failed store again, when it no longer answers.
+async fn reopen(counter: &Arc<Counter>) {
+    if let Err(err) = blocking(counter, Counter::reopen_if_failed).await {
+        tracing::debug!(cause = %err, "the store cannot be opened again yet");
+    }
+}
+
+/// Failed flushes in a row, and when the log last said so.
+#[derive(Default)]
+struct Failures {
+    attempts: u64,
+    logged: Option<Instant>,
+}
+
+impl Failures {
+    fn failed(&mut self, counter: &Counter, err: &StoreError) {
+        self.attempts += 1;
+        let due = self
+            .logged
+            .is_none_or(|at| at.elapsed() >= FAILURE_LOG_EVERY);
+        if due {
+            self.logged = Some(Instant::now());
+            tracing::error!(
+                cause = %err,
+                failed_flushes = self.attempts,
+                unsaved_hits = counter.health().not_durable(),
+                refused_requests = counter.health().take_refused(),
+                "durable writes are failing: answered hits are kept in memory and flushes retried"
+            );
+        }
+    }
 }

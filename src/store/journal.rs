@@ -11,8 +11,9 @@
 //! `payload length (u32 BE) | CRC-32 of the payload (u32 BE) | payload`; a payload is a flush's
 //! [`Batch`] as it encodes itself. Values are absolute, so
 //! replaying the records in order gives every key the value of the last flush that reached the
-//! disk. A record cut short by a crash fails its CRC and ends the replay: it was never fsynced,
-//! so no flush reported it durable.
+//! disk. A record cut short by a crash was never fsynced, so no flush reported it durable; a
+//! damaged record is skipped up to the next intact one ([`read`]), said at ERROR, and the file
+//! kept aside.
 //!
 //! The generation ties the file to the counts tree: a checkpoint records generation `g + 1` in
 //! sled together with the counts, then starts a file of generation `g + 1`. A file whose
@@ -24,8 +25,10 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use super::batch::{Batch, entries};
-use super::encoding::pack;
 use super::{DayCount, Store, StoreError};
+
+mod read;
+use read::{Header, Reading, read};
 
 /// The journal's file name in the data directory.
 pub(super) const FILE_NAME: &str = "journal";
@@ -37,26 +40,6 @@ const HEADER_LEN: usize = 16;
 const FRAME_LEN: usize = 8;
 /// The meta tree's key of the generation the counts tree is at (a big-endian u64).
 const GENERATION_KEY: &str = "journal-generation";
-
-/// The payloads of the intact records of a journal file's bytes, if its header names
-/// `generation`; none for a stale, empty or headless file. Stops at the first torn record.
-pub(super) fn records(file: &[u8], generation: u64) -> Vec<&[u8]> {
-    let Some(mut rest) = file.strip_prefix(&header(generation)[..]) else {
-        return Vec::new();
-    };
-    let mut payloads = Vec::new();
-    while let Some((frame, tail)) = rest.split_first_chunk::<FRAME_LEN>() {
-        let len = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
-        let crc = u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        // A record is never empty: a zero length is a zero-filled tail, not a record.
-        match tail.get(..len) {
-            Some(payload) if len > 0 && crc32fast::hash(payload) == crc => payloads.push(payload),
-            _ => break,
-        }
-        rest = &tail[len..];
-    }
-    payloads
-}
 
 /// The header of a journal file of `generation`.
 fn header(generation: u64) -> [u8; HEADER_LEN] {
@@ -91,34 +74,72 @@ impl Store {
                 })?,
             None => 0,
         };
+        let existed = dir.join(FILE_NAME).exists();
         let (file, bytes) = JournalFile::open(dir)?;
-        let mut replayed = 0;
-        let payloads = records(&bytes, generation);
-        let kept: usize = payloads.iter().map(|p| FRAME_LEN + p.len()).sum();
-        if !payloads.is_empty() && HEADER_LEN + kept < bytes.len() {
-            // A crash during an append; anything else (a corrupt record mid-file) is worth a look.
-            tracing::warn!(
-                dropped_bytes = bytes.len() - HEADER_LEN - kept,
-                "the journal ends in a torn record: replaying the records before it"
+        let reading = read(&bytes, generation);
+        let known_store = generation > 0 || !self.counts.is_empty();
+        if known_store && reading.header == Header::Empty {
+            tracing::error!(
+                existed,
+                "the journal is missing or empty: hits flushed since the last checkpoint (at most \
+                 a minute's) are lost if the server did not stop cleanly"
             );
         }
-        for payload in payloads {
-            for entry in entries(payload) {
-                let (key, stored) = entry?;
-                self.counts.insert(key.as_bytes(), &pack(&stored))?;
-                replayed += 1;
-            }
-        }
+        let replayed = self.replay(&reading)?;
         let mut journal = Journal {
             file,
             generation,
             broken: false,
         };
-        if bytes != header(generation) {
-            // Replayed, stale, new or torn: checkpoint what the tree holds now.
-            self.advance(&mut journal)?;
+        if !reading.is_whole() {
+            journal.file = JournalFile::keep_aside(dir, journal.file)?;
+        } else if bytes == header(generation) {
+            *self.lock_journal() = Some(journal);
+            return Ok(replayed);
         }
+        // Replayed, stale, new, torn or kept aside: checkpoint what the tree holds now.
+        self.advance(&mut journal)?;
         *self.lock_journal() = Some(journal);
+        Ok(replayed)
+    }
+
+    /// Replays what `reading` found into the counts tree; returns the entries written. Records
+    /// of the tree's generation are the latest counts, replayed in order; those under a garbled
+    /// header may be older or newer, so each only raises a total, never lowers one.
+    fn replay(&self, reading: &Reading<'_>) -> Result<usize, StoreError> {
+        if reading.tail > 0 && !reading.tail_damaged && reading.skipped == 0 {
+            tracing::warn!(
+                dropped_bytes = reading.tail,
+                "the journal ends in a torn record (a crash during a flush that was never \
+                 acknowledged): replaying the records before it"
+            );
+        }
+        if !reading.is_whole() {
+            tracing::error!(
+                header = ?reading.header,
+                skipped_bytes = reading.skipped,
+                damaged_tail_bytes = if reading.tail_damaged { reading.tail } else { 0 },
+                intact_records = reading.payloads.len(),
+                "the journal is damaged: replaying every intact record, skipping the damaged \
+                 bytes, and keeping the file aside"
+            );
+        }
+        let only_raise = match reading.header {
+            Header::Current => false,
+            Header::Garbled => true,
+            Header::Stale | Header::Empty => return Ok(0),
+        };
+        let mut replayed = 0;
+        for payload in &reading.payloads {
+            for entry in entries(payload) {
+                let (key, stored) = entry?;
+                if only_raise && self.get(key)?.is_some_and(|total| total >= stored.total) {
+                    continue;
+                }
+                self.put_counts([(key, stored)])?;
+                replayed += 1;
+            }
+        }
         Ok(replayed)
     }
 
@@ -206,6 +227,19 @@ impl JournalFile {
         Ok((Self { file }, bytes))
     }
 
+    /// Renames the journal `file` of `dir` aside (`journal.damaged-<unix seconds>`), where it is
+    /// kept, and opens a new, empty one in its place.
+    pub(super) fn keep_aside(dir: &Path, file: Self) -> std::io::Result<Self> {
+        drop(file);
+        let seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let aside = dir.join(format!("{FILE_NAME}.damaged-{seconds}"));
+        std::fs::rename(dir.join(FILE_NAME), &aside)?;
+        tracing::error!(kept = %aside.display(), "the damaged journal is kept aside");
+        Ok(Self::open(dir)?.0)
+    }
+
     /// Empties the file and starts `generation`, durably.
     pub(super) fn restart(&mut self, generation: u64) -> std::io::Result<()> {
         self.file.set_len(0)?;
@@ -246,48 +280,94 @@ mod tests {
         Stored::new(total, day, day_count)
     }
 
+    /// Entries per intact record of `bytes`, and the reading's header.
+    fn counts(bytes: &[u8], generation: u64) -> (Header, Vec<usize>) {
+        let reading = read(bytes, generation);
+        let counts = reading
+            .payloads
+            .iter()
+            .map(|payload| entries(payload).filter(Result::is_ok).count())
+            .collect();
+        (reading.header, counts)
+    }
+
     #[test]
-    fn records_end_at_a_torn_one_and_other_generations_are_stale()
+    fn torn_tails_end_the_records_and_generations_tell_stale_from_garbled()
     -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let (mut journal, bytes) = JournalFile::open(dir.path())?;
-        assert!(records(&bytes, 0).is_empty(), "a new file holds nothing");
+        assert_eq!(read(&bytes, 0).header, Header::Empty);
         journal.restart(7)?;
         journal.append(&batch(&[("a", stored(1, 1, 1))]))?;
         journal.append(&batch(&[("b", stored(2, 1, 2)), ("c", stored(3, 1, 3))]))?;
         let bytes = std::fs::read(dir.path().join(FILE_NAME))?;
-        let counts = |bytes: &[u8], generation| -> Vec<usize> {
-            records(bytes, generation)
-                .iter()
-                .map(|payload| entries(payload).filter(Result::is_ok).count())
-                .collect()
-        };
-        assert_eq!(counts(&bytes, 7), vec![1, 2]);
-        assert!(counts(&bytes, 6).is_empty(), "stale generation");
+        assert_eq!(counts(&bytes, 7), (Header::Current, vec![1, 2]));
+        assert!(read(&bytes, 7).is_whole());
+        assert_eq!(counts(&bytes, 8), (Header::Stale, vec![1, 2]));
+        assert_eq!(counts(&bytes, 9).0, Header::Garbled);
+        let first_end = HEADER_LEN + FRAME_LEN + 4 + 1 + 20;
         for cut in HEADER_LEN..bytes.len() {
-            let whole = usize::from(cut >= HEADER_LEN + FRAME_LEN + 4 + 1 + 20);
-            assert_eq!(counts(&bytes[..cut], 7).len(), whole, "cut at {cut}");
+            let reading = read(&bytes[..cut], 7);
+            assert_eq!(
+                reading.payloads.len(),
+                usize::from(cut >= first_end),
+                "cut at {cut}"
+            );
+            assert!(reading.is_whole(), "a cut is a torn append, at {cut}");
         }
-        let mut flipped = bytes.clone();
-        if let Some(byte) = flipped.last_mut() {
-            *byte ^= 1;
-        }
-        assert_eq!(
-            counts(&flipped, 7),
-            vec![1],
-            "a corrupt record ends the replay"
-        );
         let mut zeroed = bytes.clone();
         zeroed.extend_from_slice(&[0; 2 * FRAME_LEN]);
-        assert_eq!(
-            counts(&zeroed, 7),
-            vec![1, 2],
+        assert_eq!(counts(&zeroed, 7).1, vec![1, 2]);
+        assert!(
+            read(&zeroed, 7).is_whole(),
             "a zero-filled tail holds no records"
         );
         journal.restart(8)?;
         let bytes = std::fs::read(dir.path().join(FILE_NAME))?;
-        assert_eq!(bytes.len(), HEADER_LEN);
-        assert!(counts(&bytes, 8).is_empty());
+        assert_eq!(counts(&bytes, 8), (Header::Current, vec![]));
+        Ok(())
+    }
+
+    #[test]
+    fn a_damaged_record_is_skipped_and_the_records_after_it_are_kept()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let (mut journal, _) = JournalFile::open(dir.path())?;
+        journal.restart(3)?;
+        for i in 1..=5 {
+            journal.append(&batch(&[
+                ("k", stored(i, 1, i)),
+                ("other", stored(i, 1, i)),
+            ]))?;
+        }
+        let bytes = std::fs::read(dir.path().join(FILE_NAME))?;
+        let record = (bytes.len() - HEADER_LEN) / 5;
+        // Every byte of record 2 flipped in turn: records 1, 3, 4 and 5 are always read.
+        for at in HEADER_LEN + record..HEADER_LEN + 2 * record {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x40;
+            let reading = read(&damaged, 3);
+            assert_eq!(reading.payloads.len(), 4, "flip at {at}");
+            assert_eq!(reading.skipped, record, "flip at {at}");
+            assert!(!reading.is_whole());
+        }
+        let mut last = bytes.clone();
+        if let Some(byte) = last.last_mut() {
+            *byte ^= 1;
+        }
+        let reading = read(&last, 3);
+        assert_eq!((reading.payloads.len(), reading.tail), (4, record));
+        assert!(
+            reading.tail_damaged && !reading.is_whole(),
+            "a whole bad record is damage"
+        );
+        let mut header = bytes.clone();
+        header[2] ^= 1;
+        let reading = read(&header, 3);
+        assert_eq!(
+            (reading.header, reading.payloads.len()),
+            (Header::Garbled, 5)
+        );
         Ok(())
     }
 

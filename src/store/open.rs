@@ -73,6 +73,7 @@ impl Store {
         let days = tree(DAYS_TREE)?;
         let meta = tree(META_TREE)?;
         let mut store = Self {
+            dir: dir.to_path_buf(),
             db,
             counts,
             days,
