@@ -70,8 +70,10 @@ pub fn store_failed(op: &'static str, not_durable: u64) {
         return;
     }
     counter!("hitcounter_store_errors_total", "op" => op).increment(1);
-    gauge!("hitcounter_hits_not_durable").set(not_durable as f64);
-    gauge!("hitcounter_store_writable").set(0.0);
+    if op == "flush" {
+        gauge!("hitcounter_hits_not_durable").set(not_durable as f64);
+        gauge!("hitcounter_store_writable").set(0.0);
+    }
 }
 
 /// Durable writes work again (or have worked since start-up).

@@ -153,6 +153,7 @@ async fn flush_once(
     match blocking(counter, work).await {
         Ok(report) => {
             failures.attempts = 0;
+            failures.refused_requests(counter);
             Some(report)
         }
         Err(err) => {
@@ -177,6 +178,22 @@ struct Failures {
 }
 
 impl Failures {
+    /// Says how many requests the store failed since the last line, at most once per
+    /// [`FAILURE_LOG_EVERY`] (a read of a damaged value, say, while flushes work).
+    fn refused_requests(&mut self, counter: &Counter) {
+        if self
+            .logged
+            .is_some_and(|at| at.elapsed() < FAILURE_LOG_EVERY)
+        {
+            return;
+        }
+        let refused = counter.health().take_refused();
+        if refused > 0 {
+            self.logged = Some(Instant::now());
+            tracing::error!(refused, "requests failed on the store since the last line");
+        }
+    }
+
     fn failed(&mut self, counter: &Counter, err: &StoreError) {
         self.attempts += 1;
         let due = self
