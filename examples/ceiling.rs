@@ -29,6 +29,7 @@ use bytes::Bytes;
 use clap::Parser;
 use hitcounter::handoff::{Handoff, HandoffService};
 use hitcounter::serve::serve as serve_connections;
+use hitcounter::serve::{Caps, Options, Timeouts};
 use warp::Filter;
 use warp::http::HeaderMap;
 use warp::http::{Method, Request, StatusCode};
@@ -102,9 +103,9 @@ async fn serve() -> ExitCode {
             let routes = floor(&replies, peer, handoff.clone()).or(rest).unify();
             HandoffService::new(warp::service(routes), handoff, take_floor::<Incoming>)
         };
-        serve_connections(listener, service_for, forever).await;
+        serve_connections(listener, service_for, forever, options()).await;
     } else {
-        serve_connections(listener, |_| warp::service(badge), forever).await;
+        serve_connections(listener, |_| warp::service(badge), forever, options()).await;
     }
     ExitCode::SUCCESS
 }
@@ -190,4 +191,16 @@ fn floor(
             },
         );
     handed.or(extracted).unify()
+}
+
+/// hitcounter's default timeouts, so that the ceiling pays for them as hitcounter does.
+fn options() -> Options {
+    Options {
+        timeouts: Timeouts {
+            header: std::time::Duration::from_secs(10),
+            idle: std::time::Duration::from_secs(60),
+        },
+        caps: Caps::unlimited(),
+        http2: false,
+    }
 }

@@ -183,21 +183,10 @@ pub struct Config {
     pub http2: bool,
 
     /// IPv6 clients are one client per prefix of this many bits (an ISP gives a home a /64),
-    /// for the rate limit, the visitor dedupe, new-page allowances and the connection cap.
+    /// for the rate limit, the visitor dedupe, the admin lockout and the connection cap.
     #[arg(long, env = "HITCOUNTER_IPV6_PREFIX", default_value_t = 64,
           value_parser = clap::value_parser!(u8).range(8..=128))]
     pub ipv6_prefix: u8,
-
-    /// Most pages the counter stores; past it a new page is refused (known pages keep
-    /// counting). The default bounds the disk to a few GB even with the longest URLs.
-    #[arg(long, env = "HITCOUNTER_MAX_PAGES", default_value_t = 1_000_000,
-          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
-    pub max_pages: u64,
-
-    /// New pages one client address may create per minute; past it a new page is refused
-    /// until the minute is over. 0 turns the allowance off.
-    #[arg(long, env = "HITCOUNTER_NEW_PAGES_PER_MINUTE", default_value_t = 60)]
-    pub new_pages_per_minute: u32,
 }
 
 /// When anti-refresh cookies are marked `Secure` (and so may be `SameSite=None`).
@@ -286,10 +275,6 @@ pub struct Settings {
     pub http2: bool,
     /// See [`Config::ipv6_prefix`].
     pub ipv6_prefix: u8,
-    /// See [`Config::max_pages`].
-    pub max_pages: u64,
-    /// See [`Config::new_pages_per_minute`].
-    pub new_pages_per_minute: u32,
 }
 
 /// A configuration that cannot be used; each message is one sentence naming the culprit.
@@ -382,8 +367,6 @@ impl Config {
             max_connections_per_ip: to_usize(self.max_connections_per_ip),
             http2: self.http2,
             ipv6_prefix: self.ipv6_prefix,
-            max_pages: self.max_pages,
-            new_pages_per_minute: self.new_pages_per_minute,
         })
     }
 }

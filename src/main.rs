@@ -46,6 +46,11 @@ async fn serve() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
         )
         .init();
+    match hitcounter::serve::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        // Under a unit that forbids setrlimit, LimitNOFILE= has set it already.
+        Err(err) => tracing::debug!(cause = %err, "cannot raise the open files limit"),
+    }
     let listener = match TcpListener::bind(config.bind).await {
         Ok(listener) => listener,
         Err(err) => {

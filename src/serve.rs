@@ -1,13 +1,14 @@
 //! The accept loop: one hyper connection per accepted socket, serving the routes made for that
 //! socket's peer, until shutdown; then a drain that lets every connection finish its request.
+//! Every connection is held to [`Options`]: the connection caps ([`caps`]), the header and idle
+//! timeouts ([`activity`]), a bound on a request head's size, and HTTP/2 only when asked for.
 //!
 //! This is `warp::serve(...).graceful(...)` with two costs of every request taken out. warp hands
 //! the peer's address to its filters through the request's extensions (a map allocated, grown
 //! and freed for each request); here the filter is made per connection with the peer in it. And
 //! warp's drain watches a channel on every poll of every connection; here a connection reads one
-//! flag per poll and leaves its waker once, where the shutdown finds it. Together, with the
-//! filter layer that read the address, they were about 890 instructions of a badge request's
-//! 14,000 (callgrind). `examples/ceiling.rs` is served by this loop too.
+//! flag per poll and leaves its waker once, where the shutdown finds it.
+//! `examples/ceiling.rs` is served by this loop too.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -16,10 +17,10 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -29,6 +30,56 @@ use warp::http::Request;
 use warp::hyper::body::Incoming;
 use warp::reply::Response;
 
+mod activity;
+mod caps;
+pub use activity::Timeouts;
+use activity::{Activity, Tracked};
+pub use caps::{Caps, default_total, raise_open_files_limit};
+
+/// The most bytes of a request's head read before it is refused with `431`. The longest head a
+/// browser sends the counter is under 12 KiB: a `--max-url-length` URL percent-encoded (6 KiB),
+/// a Referer as long, a User-Agent and the counter's own cookies; 32 KiB leaves room for more
+/// and keeps what 1,000 slow heads can pin to about 32 MiB.
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+/// HTTP/2 streams one connection may have open at once.
+pub const H2_MAX_STREAMS: u32 = 32;
+/// Bytes of reply one HTTP/2 stream buffers for a peer that does not read them: with
+/// [`H2_MAX_STREAMS`], a zero-window peer pins at most 32 × 64 KiB = 2 MiB a connection.
+pub const H2_SEND_BUFFER: usize = 64 * 1024;
+
+/// How connections are served.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The header and idle timeouts.
+    pub timeouts: Timeouts,
+    /// The connection caps.
+    pub caps: Caps,
+    /// Whether HTTP/2 (h2c) is served beside HTTP/1.
+    pub http2: bool,
+}
+
+impl Options {
+    /// The connection builder these options make.
+    fn builder(&self) -> auto::Builder<TokioExecutor> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .max_buf_size(MAX_HEAD_BYTES)
+            .timer(TokioTimer::new());
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(H2_MAX_STREAMS)
+            .max_send_buf_size(H2_SEND_BUFFER)
+            .max_header_list_size(MAX_HEAD_BYTES as u32);
+        if self.http2 {
+            builder
+        } else {
+            builder.http1_only()
+        }
+    }
+}
+
 /// Serves on `listener`, until `shutdown` resolves, the service `service_for` makes for each
 /// connection's peer: for hitcounter, [`Routes::service_for`](crate::routes::Routes::service_for).
 /// Then it stops accepting, asks every open connection to finish its current request and close,
@@ -37,11 +88,15 @@ pub async fn serve<S>(
     listener: TcpListener,
     service_for: impl Fn(SocketAddr) -> S,
     shutdown: impl Future<Output = ()>,
+    options: Options,
 ) where
     S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     let drain = Arc::new(Drain::default());
+    let counted = caps::Counted::new(options.caps.clone());
+    let builder = options.builder();
+    let timeouts = options.timeouts;
     let mut shutdown = pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -61,29 +116,71 @@ pub async fn serve<S>(
                 }
             }
         };
+        let admitted = match counted.admit(peer) {
+            Ok(admitted) => admitted,
+            Err(reason) => {
+                // Best effort and never waiting: the socket is closed either way.
+                let _ = stream.try_write(caps::refusal(reason).as_bytes());
+                tracing::debug!(%peer, reason, "connection refused");
+                continue;
+            }
+        };
         let service = TowerToHyperService::new(service_for(peer));
         // Joined here, not in the task: a connection accepted just before shutdown is waited for.
         let mut watch = drain.join();
+        let builder = builder.clone();
         tokio::spawn(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let activity = Activity::new();
+            let io = Tracked {
+                inner: stream,
+                activity: Arc::clone(&activity),
+            };
+            let connection = builder.serve_connection(TokioIo::new(io), service);
             let mut connection = pin!(connection);
             let mut closing = false;
+            let mut timer = pin!(tokio::time::sleep(timeouts.header));
             let result = poll_fn(|cx| {
                 if !closing && watch.draining(cx) {
                     closing = true;
                     connection.as_mut().graceful_shutdown();
                 }
-                connection.as_mut().poll(cx)
+                if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+                    return Poll::Ready(result.map_err(|err| err.to_string()));
+                }
+                timed_out(&activity, timeouts, timer.as_mut(), cx).map(Err)
             })
             .await;
-            if let Err(err) = result {
-                tracing::debug!(%peer, cause = %err, "connection ended with an error");
+            drop(admitted);
+            if let Err(cause) = result {
+                tracing::debug!(%peer, %cause, "connection ended with an error");
             }
         });
     }
     drop(listener);
     drain.close_all().await;
+}
+
+/// Ready with the reason once the connection's deadline ([`Activity::deadline`]) has passed;
+/// else leaves `timer` set to wake the task at that deadline.
+fn timed_out(
+    activity: &Activity,
+    timeouts: Timeouts,
+    mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
+    cx: &mut Context<'_>,
+) -> Poll<String> {
+    loop {
+        let (deadline, head) = activity.deadline(timeouts);
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        if activity.deadline(timeouts).0 <= deadline {
+            let what = if head { "header" } else { "idle" };
+            return Poll::Ready(format!("closed by the {what} timeout"));
+        }
+    }
 }
 
 /// Whether an accept error concerns only the connection being accepted (its client gave up).

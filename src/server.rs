@@ -149,7 +149,24 @@ pub async fn run_with_clock(
     };
     let routes = routes::Routes::new(Arc::clone(&app));
     let service_for = move |peer| routes.service_for(peer);
-    let serve = serve::serve(listener, service_for, signal);
+    let options = serve::Options {
+        timeouts: serve::Timeouts {
+            header: app.settings.header_timeout,
+            idle: app.settings.idle_timeout,
+        },
+        caps: serve::Caps {
+            total: (app.settings.max_connections).unwrap_or_else(serve::default_total),
+            per_client: app.settings.max_connections_per_ip,
+            ipv6_prefix: app.settings.ipv6_prefix,
+            exempt: if app.settings.trust_proxy {
+                app.settings.trusted_proxies.clone()
+            } else {
+                Vec::new()
+            },
+        },
+        http2: app.settings.http2,
+    };
+    let serve = serve::serve(listener, service_for, signal, options);
     tokio::select! {
         () = serve => {}
         () = async { shutting_down.notified().await; tokio::time::sleep(grace).await } => {

@@ -1009,7 +1009,7 @@ async fn pipelined_requests_on_one_connection_each_get_their_own_parts() -> Test
 #[tokio::test]
 async fn http2_requests_are_counted_and_answered_like_http1() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let server = TestServer::start(dir.path(), &["--cookie-window-secs", "0"]).await?;
+    let server = TestServer::start(dir.path(), &["--cookie-window-secs", "0", "--http2"]).await?;
     let client = reqwest::Client::builder().http2_prior_knowledge().build()?;
     // Eight at once, so that they are streams of one connection served side by side.
     let mut hits = tokio::task::JoinSet::new();
