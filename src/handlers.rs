@@ -21,7 +21,7 @@ use crate::cookie::AntiRefresh;
 use crate::counter::Counter;
 use crate::error::{Error, Output, reply};
 use crate::format::{self, NumberFormat, Show};
-use crate::guard::{Dedupe, RateLimit, client_ip, forwarded_https};
+use crate::guard::{Dedupe, RateLimit, client_group, client_ip, forwarded_https};
 use crate::key::{self, Key};
 use crate::params::Query;
 use crate::stamp;
@@ -195,12 +195,14 @@ fn suppressed(
         return None;
     }
     let settings = &app.settings;
+    // One client per IPv6 prefix: a host given a /64 could otherwise rotate through it.
     let ip = client_ip(
         visit.peer,
         &visit.headers,
         settings.trust_proxy,
         &settings.trusted_proxies,
-    );
+    )
+    .map(|ip| client_group(ip, settings.ipv6_prefix));
     if let Some(dedupe) = &app.dedupe {
         let user_agent = visit
             .headers
