@@ -58,6 +58,7 @@ fn app(dir: &Path) -> Arc<App> {
         top,
         dedupe: None,
         rate_limit: None,
+        admin_lockout: Default::default(),
         metrics: None,
         settings,
     })

@@ -3,6 +3,7 @@
 //! `Authorization: Bearer <token>`; the token is compared in constant time.
 
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,14 +18,19 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
 use crate::error::{Error, Output, reply};
+use crate::guard::{client_group, client_ip};
 use crate::handlers::{App, target_key};
 use crate::params::Query;
 use crate::routes::{Route, get_or_head, optional_header, with_state};
 use crate::transfer;
 
-/// A wrong or missing token on a route that must not read the body first.
+mod lockout;
+pub use lockout::{FAILURES_PER_MINUTE, Lockout};
+
+/// A refusal on a route that must not read the body first: a wrong or missing token, or (with
+/// the seconds to wait) too many failed attempts.
 #[derive(Debug)]
-struct Denied;
+struct Denied(Option<u64>);
 
 impl warp::reject::Reject for Denied {}
 
@@ -33,9 +39,10 @@ const MAX_BODY: u64 = 32;
 /// Bytes an export sends at a time.
 const CHUNK: usize = 64 * 1024;
 
-/// The admin routes. Without a configured token they do not exist: every `/admin/…` request,
-/// whatever its method, gets `404`.
-pub fn routes(app: &Arc<App>) -> Vec<Route> {
+/// The admin routes for a connection from `peer` (failed attempts are limited per client).
+/// Without a configured token they do not exist: every `/admin/…` request, whatever its
+/// method, gets `404`.
+pub fn routes(app: &Arc<App>, peer: Option<SocketAddr>) -> Vec<Route> {
     if app.settings.admin_token.is_none() {
         let absent = warp::path("admin")
             .and(warp::path::tail())
@@ -49,20 +56,48 @@ pub fn routes(app: &Arc<App>) -> Vec<Route> {
             .boxed();
         return vec![absent];
     }
-    vec![set_count(app), delete_count(app), export(app)]
+    vec![
+        set_count(app, peer),
+        delete_count(app, peer),
+        export(app, peer),
+    ]
+}
+
+/// The client a request comes from, as every per-client limit groups it.
+fn client(
+    app: &Arc<App>,
+    peer: Option<SocketAddr>,
+) -> impl Filter<Extract = (Option<IpAddr>,), Error = std::convert::Infallible> + Clone + use<> {
+    let app = Arc::clone(app);
+    warp::header::headers_cloned().map(move |headers| {
+        let settings = &app.settings;
+        client_ip(
+            peer,
+            &headers,
+            settings.trust_proxy,
+            &settings.trusted_proxies,
+        )
+        .map(|ip| client_group(ip, settings.ipv6_prefix))
+    })
 }
 
 /// PUT /admin/count?url=… with the total as the body — sets a page's total.
-fn set_count(app: &Arc<App>) -> Route {
+fn set_count(app: &Arc<App>, peer: Option<SocketAddr>) -> Route {
     let set = optional_header("authorization")
+        .and(client(app, peer))
         .and(with_state(app))
-        .and_then(|auth: Option<HeaderValue>, app: Arc<App>| async move {
-            // The token is checked before any body is read.
-            match authorize(&app, auth) {
-                Ok(()) => Ok(app),
-                Err(_) => Err(warp::reject::custom(Denied)),
-            }
-        })
+        .and_then(
+            |auth: Option<HeaderValue>, client: Option<IpAddr>, app: Arc<App>| async move {
+                // The token is checked before any body is read.
+                match authorize(&app, client, auth) {
+                    Ok(()) => Ok(app),
+                    Err(Error::TooManyAttempts(wait)) => {
+                        Err(warp::reject::custom(Denied(Some(wait))))
+                    }
+                    Err(_) => Err(warp::reject::custom(Denied(None))),
+                }
+            },
+        )
         .and(raw_query())
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::bytes())
@@ -74,8 +109,12 @@ fn set_count(app: &Arc<App>) -> Route {
         // Once path and method matched, every refusal is this route's answer (401, 413, 411),
         // not a rejection that another route's 405 would outrank.
         .recover(|rejection: Rejection| async move {
-            if rejection.find::<Denied>().is_some() {
-                return Ok(Error::Unauthorized.into_response(Output::Text));
+            match rejection.find::<Denied>() {
+                Some(Denied(Some(wait))) => {
+                    return Ok(Error::TooManyAttempts(*wait).into_response(Output::Text));
+                }
+                Some(Denied(None)) => return Ok(Error::Unauthorized.into_response(Output::Text)),
+                None => {}
             }
             crate::error::rejection_reply(rejection).await
         })
@@ -87,15 +126,16 @@ fn set_count(app: &Arc<App>) -> Route {
 }
 
 /// DELETE /admin/count?url=… — removes a page's count and its days.
-fn delete_count(app: &Arc<App>) -> Route {
+fn delete_count(app: &Arc<App>, peer: Option<SocketAddr>) -> Route {
     warp::path!("admin" / "count")
         .and(warp::delete())
         .and(optional_header("authorization"))
+        .and(client(app, peer))
         .and(raw_query())
         .and(with_state(app))
         .then(
-            |auth: Option<HeaderValue>, query: String, app: Arc<App>| async move {
-                delete(&app, auth, &query)
+            |auth: Option<HeaderValue>, client, query: String, app: Arc<App>| async move {
+                delete(&app, client, auth, &query)
                     .await
                     .unwrap_or_else(|e| e.into_response(Output::Text))
             },
@@ -104,16 +144,19 @@ fn delete_count(app: &Arc<App>) -> Route {
 }
 
 /// GET /admin/export — every count as JSON Lines, streamed.
-fn export(app: &Arc<App>) -> Route {
+fn export(app: &Arc<App>, peer: Option<SocketAddr>) -> Route {
     warp::path!("admin" / "export")
         .and(get_or_head())
         .and(optional_header("authorization"))
+        .and(client(app, peer))
         .and(with_state(app))
-        .then(|auth: Option<HeaderValue>, app: Arc<App>| async move {
-            stream_export(&app, auth)
-                .await
-                .unwrap_or_else(|e| e.into_response(Output::Text))
-        })
+        .then(
+            |auth: Option<HeaderValue>, client, app: Arc<App>| async move {
+                stream_export(&app, client, auth)
+                    .await
+                    .unwrap_or_else(|e| e.into_response(Output::Text))
+            },
+        )
         .boxed()
 }
 
@@ -121,8 +164,13 @@ fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infalli
     warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
-/// Checks the bearer token in constant time (of the token's length too: digests are compared).
-fn authorize(app: &App, auth: Option<HeaderValue>) -> Result<(), Error> {
+/// Checks the bearer token in constant time (of the token's length too: digests are compared),
+/// unless `client` has failed too often this minute ([`Lockout`]).
+fn authorize(app: &App, client: Option<IpAddr>, auth: Option<HeaderValue>) -> Result<(), Error> {
+    let now_ms = app.clock.now_ms();
+    app.admin_lockout
+        .check(client, now_ms)
+        .map_err(Error::TooManyAttempts)?;
     let expected = app.settings.admin_token.as_deref().unwrap_or_default();
     let given = auth
         .as_ref()
@@ -132,6 +180,7 @@ fn authorize(app: &App, auth: Option<HeaderValue>) -> Result<(), Error> {
     if auth.is_some() && bool::from(same) {
         Ok(())
     } else {
+        app.admin_lockout.failed(client, now_ms);
         Err(Error::Unauthorized)
     }
 }
@@ -171,8 +220,13 @@ async fn set(app: &App, query: &str, body: &[u8]) -> Result<Response, Error> {
     Ok(json(&SetBody { url: &key, total }))
 }
 
-async fn delete(app: &App, auth: Option<HeaderValue>, query: &str) -> Result<Response, Error> {
-    authorize(app, auth)?;
+async fn delete(
+    app: &App,
+    client: Option<IpAddr>,
+    auth: Option<HeaderValue>,
+    query: &str,
+) -> Result<Response, Error> {
+    authorize(app, client, auth)?;
     let key = admin_key(app, query)?;
     let counter = Arc::clone(&app.counter);
     let key_for_delete = key.clone();
@@ -183,8 +237,12 @@ async fn delete(app: &App, auth: Option<HeaderValue>, query: &str) -> Result<Res
 
 /// Checkpoints pending hits into the counts tree, then streams the store from a blocking thread through a small channel:
 /// the export never holds more than a few chunks in memory.
-async fn stream_export(app: &App, auth: Option<HeaderValue>) -> Result<Response, Error> {
-    authorize(app, auth)?;
+async fn stream_export(
+    app: &App,
+    client: Option<IpAddr>,
+    auth: Option<HeaderValue>,
+) -> Result<Response, Error> {
+    authorize(app, client, auth)?;
     let counter = Arc::clone(&app.counter);
     blocking(move || counter.checkpoint().map(|_| ())).await?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);

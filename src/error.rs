@@ -36,6 +36,9 @@ pub enum Error {
     /// An admin request without the right bearer token.
     #[error("unauthorized: send Authorization: Bearer <admin token>")]
     Unauthorized,
+    /// Too many failed admin authentications from this client; try again after the seconds.
+    #[error("too many failed attempts: try again in {0} s")]
+    TooManyAttempts(u64),
     /// An admin request's body is not what the route takes.
     #[error("bad body: {0}")]
     BadBody(&'static str),
@@ -72,6 +75,7 @@ impl Error {
             }
             Error::Refused(_) => StatusCode::FORBIDDEN,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -86,6 +90,7 @@ impl Error {
             Error::BadParam { name, .. } => format!("bad {name}").into(),
             Error::Refused(_) => "refused".into(),
             Error::Unauthorized => "unauthorized".into(),
+            Error::TooManyAttempts(_) => "too many attempts".into(),
             Error::MethodNotAllowed => "bad method".into(),
             Error::BadBody(_) => "bad body".into(),
             Error::Store(_) => "unavailable".into(),
@@ -116,6 +121,11 @@ impl Error {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(r#"Bearer realm="hitcounter admin""#),
             );
+        }
+        if let Error::TooManyAttempts(seconds) = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
         }
         if status == StatusCode::METHOD_NOT_ALLOWED {
             response.headers_mut().insert(

@@ -44,6 +44,8 @@ pub struct App {
     pub dedupe: Option<Dedupe>,
     /// The per-client rate limit, when `--rate-limit` is above 0.
     pub rate_limit: Option<RateLimit>,
+    /// Failed admin authentications per client.
+    pub admin_lockout: crate::admin::Lockout,
     /// Renders `/metrics`, when `--metrics` is on.
     pub metrics: Option<PrometheusHandle>,
     /// The validated settings.

@@ -57,11 +57,13 @@ impl Routes {
         if let Some(handle) = app.metrics.clone() {
             others.push(named("metrics", metrics(handle)));
         }
-        others.extend(
-            admin::routes(&app)
-                .into_iter()
-                .map(|route| named("admin", route)),
-        );
+        if app.settings.admin_token.is_none() {
+            others.extend(
+                admin::routes(&app, None)
+                    .into_iter()
+                    .map(|r| named("admin", r)),
+            );
+        }
         others.push(named("preflight", preflight().boxed()));
         // Last: it answers any other GET path that names an embedded file.
         others.push(named("web", web::files().boxed()));
@@ -100,8 +102,34 @@ impl Routes {
         handoff: Option<Handoff<Counted>>,
     ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
         counting::route(&self.app, peer, handoff)
+            .or(self.admin_for(peer))
+            .unify()
             .or(self.others.clone())
             .unify()
+    }
+
+    /// The admin routes for a connection from `peer`, which they limit failed attempts by;
+    /// made per connection (only with a token: without one, `others` answers `/admin` with
+    /// `404`), never per request.
+    fn admin_for(&self, peer: Option<SocketAddr>) -> Route {
+        let routes = if self.app.settings.admin_token.is_some() {
+            admin::routes(&self.app, peer)
+        } else {
+            Vec::new()
+        };
+        let admin = routes
+            .into_iter()
+            .map(|route| named("admin", route))
+            .reduce(|first, second| first.or(second).unify().boxed())
+            .unwrap_or_else(|| {
+                warp::any()
+                    .and_then(|| async { Err(warp::reject::not_found()) })
+                    .boxed()
+            });
+        optional_header("origin")
+            .and(admin)
+            .map(headers::add_common)
+            .boxed()
     }
 
     /// The service for a connection from `peer`: the routes of [`Routes::for_peer`], with each

@@ -134,6 +134,7 @@ pub async fn run_with_clock(
         top,
         dedupe,
         rate_limit,
+        admin_lockout: Default::default(),
         metrics,
         settings,
     });

@@ -85,6 +85,14 @@ pub fn store_recovered() {
     gauge!("hitcounter_store_writable").set(1.0);
 }
 
+/// A failed admin authentication.
+pub fn admin_auth_failed() {
+    if !on() {
+        return;
+    }
+    counter!("hitcounter_admin_auth_failures_total").increment(1);
+}
+
 /// Answered hits that can never be made durable.
 pub fn hits_lost(hits: u64) {
     if !on() {

@@ -56,3 +56,50 @@ async fn a_forwarded_header_beside_x_forwarded_for_does_not_change_the_client() 
     assert_eq!(hits_counted(&mixed, "mixed.example").await?, 10);
     Ok(())
 }
+
+#[tokio::test]
+async fn admin_brute_force_is_locked_out_per_client_and_the_right_token_still_works() -> TestResult
+{
+    let dir = tempfile::tempdir()?;
+    let args = ["--admin-token", "t0ken", "--metrics"];
+    let server = TestServer::start(dir.path(), &args).await?;
+    let attacker = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>()?)
+        .build()?;
+    let put = |client: &reqwest::Client, token: &str| {
+        client
+            .put(format!("{}/admin/count?url=admin.example", server.base))
+            .header("Authorization", format!("Bearer {token}"))
+            .body("5")
+            .send()
+    };
+    for _ in 0..hitcounter::admin::FAILURES_PER_MINUTE {
+        assert_eq!(put(&attacker, "wrong").await?.status(), 401);
+    }
+    for token in ["wrong", "t0ken"] {
+        let locked = put(&attacker, token).await?;
+        assert_eq!(locked.status(), 429, "{token}");
+        let wait: u64 = crate::common::header(locked.headers(), "retry-after").parse()?;
+        assert!((1..=60).contains(&wait), "{wait}");
+    }
+    let delete = attacker
+        .delete(format!("{}/admin/count?url=admin.example", server.base))
+        .header("Authorization", "Bearer wrong")
+        .send()
+        .await?;
+    assert_eq!(delete.status(), 429, "every admin route");
+    let good = reqwest::Client::builder()
+        .local_address("127.0.0.1".parse::<std::net::IpAddr>()?)
+        .build()?;
+    assert_eq!(put(&good, "t0ken").await?.status(), 200);
+    assert_eq!(server.count_of("admin.example").await?, 5);
+    let metrics = server.text("/metrics").await?;
+    let failures = metrics
+        .lines()
+        .find(|line| line.starts_with("hitcounter_admin_auth_failures_total"))
+        .and_then(|line| line.split_whitespace().last())
+        .ok_or("no failure metric")?;
+    assert_eq!(failures.parse::<u64>()?, 10);
+    server.stop().await?;
+    Ok(())
+}
