@@ -68,7 +68,7 @@ impl Counter {
                 day,
                 || {
                     self.store
-                        .with(|store| store.load(key, day).map(Option::unwrap_or_default))
+                        .with(|store| store.load(key).map(Option::unwrap_or_default))
                 },
                 || {
                     let (total, today) = self.store.with(|store| store.increment(key, day, 1))?;
@@ -88,7 +88,7 @@ impl Counter {
     pub fn peek(&self, key: &str) -> Result<Counts, StoreError> {
         let day = self.clock.today();
         self.cache
-            .peek(key, day, || self.store.with(|store| store.load(key, day)))
+            .peek(key, day, || self.store.with(|store| store.load(key)))
             .inspect_err(|_| self.health.refused())
     }
 
@@ -117,16 +117,15 @@ impl Counter {
     /// return. Blocking.
     pub fn set(&self, key: &str, total: u64) -> Result<(), StoreError> {
         let mut flushing = self.lock_flushing();
-        let day = self.clock.today();
         self.cache.set(
             key,
             total,
             || {
                 self.store
-                    .with(|store| store.load(key, day).map(Option::unwrap_or_default))
+                    .with(|store| store.load(key).map(Option::unwrap_or_default))
             },
             || {
-                self.store.with(|store| store.set_total(key, total, day))?;
+                self.store.with(|store| store.set_total(key, total))?;
                 self.wrote_through.fetch_add(1, Ordering::AcqRel);
                 Ok(())
             },

@@ -1,8 +1,8 @@
-//! Durable counts in sled: open, read, write and flush. The on-disk encodings live here and
-//! nowhere else: a key's value in the counts tree packs its total and its latest day's count
-//! (one read answers a badge, one write flushes a hit); the days before that one are buckets in
-//! the days tree, keyed by the page key, a NUL, and the day as four big-endian bytes.
-//! Synchronous; knows nothing of HTTP.
+//! Durable counts in sled: open, read, write and flush. Each page is stored under a short fixed
+//! id ([`encoding::page_id`]) whose value packs its total, its latest day's count (one read
+//! answers a badge, one write flushes a hit) and then its URL, written once; the days before the
+//! latest are buckets in the days tree, keyed by the page id and the day. Synchronous; knows
+//! nothing of HTTP.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,21 +12,20 @@ mod batch;
 mod bulk;
 mod encoding;
 mod journal;
+mod layout;
 mod open;
 
 pub use batch::Batch;
 pub use bulk::Merge;
-use encoding::{Value, day_from, day_key, decode, pack, total_of, unpack};
+use encoding::{PageId, day_from, day_key, decode, page_id, page_value, unpack_page};
 pub use open::OpenError;
 
-/// Name of the tree that maps key bytes to the key's [`Stored`] counts: the total (`u64`), its
-/// latest day (`u32`) and that day's count (`u64`), big-endian, 20 bytes. (Data dirs written
-/// before this packing hold the total alone, 8 bytes; both are read.)
-const COUNTS_TREE: &str = "counts";
-/// Name of the tree of day buckets: `key \0 day` → count of hits on that UTC day, for the days
-/// of a key before the latest one (which its counts value holds). Keys never hold a NUL
-/// (control characters are refused), so `key \0` prefixes exactly one key's days.
-const DAYS_TREE: &str = "days";
+/// Name of the tree that maps page ids to pages: packed counts (the total as a `u64`, its
+/// latest day as a `u32` and that day's count as a `u64`, big-endian, 20 bytes), then the URL.
+const PAGES_TREE: &str = "pages";
+/// Name of the tree of day buckets: `page id, day` → count of hits on that UTC day, for the days
+/// of a page before the latest one (which its value holds).
+const DAYS_TREE: &str = "page-days";
 /// Name of the tree for the server's own small settings (the cookie secret).
 const META_TREE: &str = "meta";
 /// Key in the meta tree of the secret that signs anti-refresh cookies.
@@ -47,8 +46,17 @@ pub enum StoreError {
     /// Opening the store again after a failed write failed.
     #[error("cannot open the store again: {0}")]
     Reopen(String),
+    /// Two pages' ids are the same (never seen: [`encoding::ID_LEN`]); the page is refused
+    /// rather than counted with the other.
+    #[error("page {key:?} has the id of page {other:?}")]
+    Collision {
+        /// The page asked for.
+        key: String,
+        /// The page stored under its id.
+        other: String,
+    },
     /// A stored value has the wrong length: the data dir was written by something else.
-    #[error("stored count for {key:?} is {len} bytes, not 8 or 20")]
+    #[error("stored value for {key:?} is {len} bytes, too short")]
     BadValue {
         /// The key whose value is malformed.
         key: String,
@@ -57,17 +65,17 @@ pub enum StoreError {
     },
 }
 
-/// The durable store: one sled database with a tree of counts.
+/// The durable store: one sled database with a tree of pages and one of their days.
 #[derive(Clone)]
 pub struct Store {
     /// The data directory.
     dir: std::path::PathBuf,
     db: sled::Db,
-    counts: sled::Tree,
+    pages: sled::Tree,
     days: sled::Tree,
     /// The server's own settings: the cookie secret, the journal's generation.
     meta: sled::Tree,
-    /// Flushes' latest counts not yet checkpointed into `counts` ([`journal`]); `None` only
+    /// Flushes' latest counts not yet checkpointed into the pages tree ([`journal`]); `None` only
     /// while opening. A mutex, shared by clones: appends and checkpoints must not interleave,
     /// and only flushes (which never overlap) take it.
     journal: Arc<Mutex<Option<journal::Journal>>>,
@@ -115,29 +123,19 @@ pub struct DayCount<'a> {
 impl Store {
     /// The stored total for `key`, or `None` if the key was never counted.
     pub fn get(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        match self.counts.get(key)? {
-            Some(bytes) => total_of(key, &bytes).map(Some),
-            None => Ok(None),
-        }
+        Ok(self.load(key)?.map(|stored| stored.total))
     }
 
-    /// What the store holds for `key`, or `None` if it was never counted: one read. `today` is
-    /// only needed for a value of the old total-only form, whose day count is then read from the
-    /// days tree.
-    pub fn load(&self, key: &str, today: u32) -> Result<Option<Stored>, StoreError> {
-        let Some(bytes) = self.counts.get(key)? else {
-            return Ok(None);
-        };
-        match unpack(key, &bytes)? {
-            Value::Packed(stored) => Ok(Some(stored)),
-            Value::Total(total) => Ok(Some(Stored {
-                total,
-                day: today,
-                day_count: self
-                    .days
-                    .get(day_key(key, today))?
-                    .map_or(Ok(0), |v| decode(key, &v))?,
-            })),
+    /// What the store holds for `key`, or `None` if it was never counted: one read.
+    pub fn load(&self, key: &str) -> Result<Option<Stored>, StoreError> {
+        self.read(key, &page_id(key))
+    }
+
+    /// The page stored under `id`, which must be `key`'s.
+    fn read(&self, key: &str, id: &PageId) -> Result<Option<Stored>, StoreError> {
+        match self.pages.get(id)? {
+            Some(bytes) => stored_of(key, &bytes).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -152,22 +150,21 @@ impl Store {
     /// The recorded days of `key` from `first` to `last` (inclusive), oldest first; days without
     /// hits are absent.
     pub fn days_of(&self, key: &str, first: u32, last: u32) -> Result<Vec<(u32, u64)>, StoreError> {
+        let id = page_id(key);
         let mut days = self
             .days
-            .range(day_key(key, first)..=day_key(key, last))
+            .range(day_key(&id, first)..=day_key(&id, last))
             .map(|item| {
                 let (k, v) = item?;
                 let day = day_from(&k).unwrap_or(0);
                 Ok((day, decode(key, &v)?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        if let Some(bytes) = self.counts.get(key)?
-            && let Value::Packed(latest) = unpack(key, &bytes)?
+        if let Some(latest) = self.read(key, &id)?
             && latest.day_count > 0
             && (first..=last).contains(&latest.day)
         {
-            // The latest day is the value's; a bucket of that day (left by an old data dir)
-            // can only hold less.
+            // The latest day is the value's; a bucket of that day can only hold less.
             match days.binary_search_by_key(&latest.day, |&(day, _)| day) {
                 Ok(i) => days[i].1 = days[i].1.max(latest.day_count),
                 Err(i) => days.insert(i, (latest.day, latest.day_count)),
@@ -189,19 +186,21 @@ impl Store {
         retired: &[DayCount<'_>],
     ) -> Result<(), StoreError> {
         for bucket in retired {
-            self.days
-                .insert(day_key(bucket.key, bucket.day), &bucket.count.to_be_bytes())?;
+            self.days.insert(
+                day_key(&page_id(bucket.key), bucket.day),
+                &bucket.count.to_be_bytes(),
+            )?;
         }
         self.put_counts(latest.iter().copied())
     }
 
-    /// Writes each key's latest counts into the counts tree, in the order given.
+    /// Writes each key's latest counts into the pages tree, in the order given.
     fn put_counts<'a>(
         &self,
         latest: impl IntoIterator<Item = (&'a str, Stored)>,
     ) -> Result<(), StoreError> {
         for (key, stored) in latest {
-            self.counts.insert(key.as_bytes(), &pack(&stored))?;
+            self.pages.insert(page_id(key), page_value(key, &stored))?;
         }
         Ok(())
     }
@@ -228,35 +227,37 @@ impl Store {
     /// (total, day). For a key the front cache does not hold: the caller holds the key's cache
     /// shard lock, so no other writer of this key runs meanwhile.
     pub fn increment(&self, key: &str, day: u32, by: u64) -> Result<(u64, u64), StoreError> {
-        let mut stored = self.load(key, day)?.unwrap_or(Stored {
+        let id = page_id(key);
+        let mut stored = self.read(key, &id)?.unwrap_or(Stored {
             total: 0,
             day,
             day_count: 0,
         });
         if stored.day < day {
-            self.retire(key, &stored)?;
+            self.retire(&id, &stored)?;
             stored.day = day;
             stored.day_count = 0;
         }
         stored.total = stored.total.saturating_add(by);
         stored.day_count = stored.day_count.saturating_add(by);
-        self.counts.insert(key.as_bytes(), &pack(&stored))?;
+        self.pages.insert(id, page_value(key, &stored))?;
         Ok((stored.total, stored.day_count))
     }
 
     /// Sets the total of `key`, keeping its days; for a key the front cache does not hold.
-    pub fn set_total(&self, key: &str, total: u64, today: u32) -> Result<(), StoreError> {
-        let stored = self.load(key, today)?.unwrap_or_default();
-        self.counts
-            .insert(key.as_bytes(), &pack(&Stored { total, ..stored }))?;
+    pub fn set_total(&self, key: &str, total: u64) -> Result<(), StoreError> {
+        let id = page_id(key);
+        let stored = self.read(key, &id)?.unwrap_or_default();
+        self.pages
+            .insert(id, page_value(key, &Stored { total, ..stored }))?;
         Ok(())
     }
 
     /// Moves the latest day of `stored` into the days tree, before its value moves past it.
-    fn retire(&self, key: &str, stored: &Stored) -> Result<(), StoreError> {
+    fn retire(&self, id: &PageId, stored: &Stored) -> Result<(), StoreError> {
         if stored.day_count > 0 {
             self.days
-                .insert(day_key(key, stored.day), &stored.day_count.to_be_bytes())?;
+                .insert(day_key(id, stored.day), &stored.day_count.to_be_bytes())?;
         }
         Ok(())
     }
@@ -273,7 +274,7 @@ impl Store {
 
     /// Whether the store answers a read (for `/healthz`).
     pub fn is_healthy(&self) -> bool {
-        self.counts.get(b"\0healthz").is_ok()
+        self.pages.get([0; encoding::ID_LEN]).is_ok()
     }
 
     /// Makes every write so far durable on disk (fsync). Blocking.
@@ -284,12 +285,12 @@ impl Store {
 
     /// How many keys hold a count.
     pub fn len(&self) -> usize {
-        self.counts.len()
+        self.pages.len()
     }
 
     /// Whether no key holds a count.
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
+        self.pages.is_empty()
     }
 
     /// The secret that signs anti-refresh cookies: made once with `rand`, then kept, so cookies
@@ -315,6 +316,21 @@ impl Store {
     }
 }
 
+/// The counts in the page value `bytes`, which must be `key`'s.
+fn stored_of(key: &str, bytes: &[u8]) -> Result<Stored, StoreError> {
+    let (stored, stored_key) = unpack_page(bytes).ok_or_else(|| StoreError::BadValue {
+        key: key.to_owned(),
+        len: bytes.len(),
+    })?;
+    if stored_key != key.as_bytes() {
+        return Err(StoreError::Collision {
+            key: key.to_owned(),
+            other: String::from_utf8_lossy(stored_key).into_owned(),
+        });
+    }
+    Ok(stored)
+}
+
 fn from_transaction(err: TransactionError<StoreError>) -> StoreError {
     match err {
         TransactionError::Abort(err) => err,
@@ -332,7 +348,7 @@ mod tests {
         {
             let store = Store::open(dir.path())?;
             assert_eq!(store.get("example.com")?, None);
-            assert_eq!(store.load("example.com", 10)?, None);
+            assert_eq!(store.load("example.com")?, None);
             let stored = |total, day, day_count| Stored {
                 total,
                 day,
@@ -373,51 +389,20 @@ mod tests {
         assert_eq!(store.increment("a", 7, 1)?, (3, 1));
         assert_eq!(store.days_of("a", 0, 10)?, vec![(5, 2), (7, 1)]);
         assert_eq!(
-            store.load("a", 8)?,
+            store.load("a")?,
             Some(Stored {
                 total: 3,
                 day: 7,
                 day_count: 1
             })
         );
-        store.set_total("a", 100, 8)?;
+        store.set_total("a", 100)?;
         assert_eq!(
             store.days_of("a", 0, 10)?,
             vec![(5, 2), (7, 1)],
             "days kept"
         );
         assert_eq!(store.get("a")?, Some(100));
-        Ok(())
-    }
-
-    #[test]
-    fn values_of_the_total_only_form_are_still_read() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(dir.path())?;
-        // As the first releases wrote them: an 8-byte total, today's count in the days tree.
-        store.counts.insert("old.example", &41u64.to_be_bytes())?;
-        store
-            .days
-            .insert(day_key("old.example", 9), &40u64.to_be_bytes())?;
-        store
-            .days
-            .insert(day_key("old.example", 8), &1u64.to_be_bytes())?;
-        assert_eq!(store.get("old.example")?, Some(41));
-        assert_eq!(
-            store.load("old.example", 9)?,
-            Some(Stored {
-                total: 41,
-                day: 9,
-                day_count: 40
-            })
-        );
-        assert_eq!(store.increment("old.example", 9, 1)?, (42, 41));
-        assert_eq!(store.days_of("old.example", 0, 9)?, vec![(8, 1), (9, 41)]);
-        store.counts.insert("bad.example", &[1, 2, 3][..])?;
-        assert!(matches!(
-            store.get("bad.example"),
-            Err(StoreError::BadValue { len: 3, .. })
-        ));
         Ok(())
     }
 

@@ -89,7 +89,7 @@ pub fn record_of(store: &Store, key: &str, total: u64) -> Result<Record, StoreEr
     })
 }
 
-/// Writes every key as a JSON line, in key order, without loading the store into memory;
+/// Writes every key as a JSON line, in the store's order (a domain's keys together), without loading the store into memory;
 /// `progress` is called after each key. Returns how many keys were written.
 pub fn export(
     store: &Store,

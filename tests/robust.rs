@@ -7,6 +7,8 @@ mod clients;
 mod common;
 #[path = "robust/connections.rs"]
 mod connections;
+#[path = "robust/disk.rs"]
+mod disk;
 #[path = "robust/storage.rs"]
 mod storage;
 

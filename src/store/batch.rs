@@ -5,7 +5,7 @@
 //!
 //! The encoding is entries of `key length (u32, big-endian) | key | packed counts value`.
 
-use super::encoding::{PACKED_LEN, Value, pack, unpack};
+use super::encoding::{PACKED_LEN, Value, pack, unpack_counts};
 use super::{StoreError, Stored};
 
 /// The key under which a malformed entry is reported.
@@ -123,7 +123,7 @@ fn split_entry(bytes: &[u8]) -> Result<(&str, Stored, &[u8]), StoreError> {
     let value = tail
         .get(len..len + PACKED_LEN)
         .ok_or(malformed(tail.len()))?;
-    let Value::Packed(stored) = unpack(key, value)? else {
+    let Some(Value::Packed(stored)) = unpack_counts(value) else {
         return Err(malformed(value.len()));
     };
     Ok((key, stored, &tail[len + PACKED_LEN..]))

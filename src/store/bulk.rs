@@ -1,11 +1,14 @@
 //! The store's whole-tree work, for background tasks and tools rather than requests: atomic
-//! merges and deletes (admin, import), pruning old days, and ordered scans (export, top sites).
+//! merges and deletes (admin, import), pruning old days, and scans in id order (export, top
+//! sites), where a domain's pages are one run.
 
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::encoding::{Value, day_from, day_key, decode, pack, total_of, unpack};
-use super::{META_TREE, Store, StoreError, Stored, from_transaction};
+use super::encoding::{
+    DOMAIN_LEN, PageId, day_from, day_key, decode, page_id, page_value, unpack_page,
+};
+use super::{META_TREE, Store, StoreError, Stored, from_transaction, stored_of};
 
 /// Counts for one key to add to what is stored, or to replace it with (total and all days).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,41 +25,37 @@ pub struct Merge {
 
 impl Store {
     /// Applies many [`Merge`]s in one atomic transaction, in order (a later merge of a key sees
-    /// an earlier one). Each key ends as the counts tree expects: its latest day in its value,
+    /// an earlier one). Each key ends as the pages tree expects: its latest day in its value,
     /// the days before in the days tree.
     pub fn merge(&self, merges: &[Merge]) -> Result<(), StoreError> {
         let replaced_days: Vec<sled::IVec> = merges
             .iter()
             .filter(|merge| !merge.add)
-            .map(|merge| self.day_keys(&merge.key))
+            .map(|merge| self.day_keys(&page_id(&merge.key)))
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
             .flatten()
             .collect();
-        (&self.counts, &self.days)
-            .transaction(|(counts, days)| {
+        (&self.pages, &self.days)
+            .transaction(|(pages, days)| {
                 for old in &replaced_days {
                     days.remove(old)?;
                 }
                 for merge in merges {
                     let key = merge.key.as_str();
+                    let id = page_id(key);
                     let abort = ConflictableTransactionError::Abort;
-                    let old = match counts.get(key)? {
-                        Some(bytes) if merge.add => Some(unpack(key, &bytes).map_err(abort)?),
+                    let old = match pages.get(id)? {
+                        Some(bytes) if merge.add => Some(stored_of(key, &bytes).map_err(abort)?),
                         _ => None,
                     };
-                    let (total, mut latest) = match old {
-                        Some(Value::Packed(stored)) => {
-                            (stored.total, Some((stored.day, stored.day_count)))
-                        }
-                        Some(Value::Total(total)) => (total, None),
-                        None => (0, None),
-                    };
+                    let total = old.map_or(0, |stored| stored.total);
+                    let mut latest = old.map(|stored| (stored.day, stored.day_count));
                     // Each merged day is added to what is stored for it (when adding).
                     for &(day, count) in &merge.days {
                         let base = match latest {
                             Some((latest_day, latest_count)) if latest_day == day => latest_count,
-                            _ if merge.add => match days.get(day_key(key, day))? {
+                            _ if merge.add => match days.get(day_key(&id, day))? {
                                 Some(bytes) => decode(key, &bytes).map_err(abort)?,
                                 None => 0,
                             },
@@ -71,7 +70,7 @@ impl Store {
                                 // The value moves on to a later day: its day becomes a bucket.
                                 if latest_count > 0 {
                                     days.insert(
-                                        day_key(key, latest_day),
+                                        &day_key(&id, latest_day)[..],
                                         &latest_count.to_be_bytes(),
                                     )?;
                                 }
@@ -79,21 +78,21 @@ impl Store {
                             }
                             None => latest = Some((day, count)),
                             Some(_) => {
-                                days.insert(day_key(key, day), &count.to_be_bytes())?;
+                                days.insert(&day_key(&id, day)[..], &count.to_be_bytes())?;
                             }
                         }
                     }
                     let (day, day_count) = latest.unwrap_or((0, 0));
                     if day_count > 0 {
                         // The latest day lives in the value, never also as a bucket.
-                        days.remove(day_key(key, day))?;
+                        days.remove(&day_key(&id, day)[..])?;
                     }
                     let stored = Stored {
                         total: total.saturating_add(merge.total),
                         day,
                         day_count,
                     };
-                    counts.insert(key, &pack(&stored))?;
+                    pages.insert(&id[..], page_value(key, &stored))?;
                 }
                 Ok(())
             })
@@ -102,13 +101,17 @@ impl Store {
 
     /// Removes `key` and every day bucket of it, atomically; returns whether it was counted.
     pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let buckets = self.day_keys(key)?;
-        (&self.counts, &self.days)
-            .transaction(|(counts, days)| {
+        let id = page_id(key);
+        if self.read(key, &id)?.is_none() {
+            return Ok(false);
+        }
+        let buckets = self.day_keys(&id)?;
+        (&self.pages, &self.days)
+            .transaction(|(pages, days)| {
                 for bucket in &buckets {
                     days.remove(bucket)?;
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(counts.remove(key)?.is_some())
+                Ok::<_, ConflictableTransactionError<StoreError>>(pages.remove(&id[..])?.is_some())
             })
             .map_err(from_transaction)
     }
@@ -118,11 +121,9 @@ impl Store {
         self.days_of(key, 0, u32::MAX)
     }
 
-    fn day_keys(&self, key: &str) -> Result<Vec<sled::IVec>, StoreError> {
-        let mut prefix = key.as_bytes().to_vec();
-        prefix.push(0);
+    fn day_keys(&self, id: &PageId) -> Result<Vec<sled::IVec>, StoreError> {
         self.days
-            .scan_prefix(prefix)
+            .scan_prefix(id)
             .keys()
             .collect::<Result<_, _>>()
             .map_err(StoreError::from)
@@ -166,63 +167,57 @@ impl Store {
         Ok(removed + pending)
     }
 
-    /// Calls `visit(key, total)` for every counted key, in key order. Scans the whole tree: for
-    /// background tasks only.
+    /// Calls `visit(key, total)` for every counted key, in id order (a domain's keys together).
+    /// Scans the whole tree: for background tasks only.
     pub fn for_each_total(&self, mut visit: impl FnMut(&str, u64)) -> Result<(), StoreError> {
-        for item in self.counts.iter() {
-            let (key, value) = item?;
-            let key = String::from_utf8_lossy(&key);
-            visit(&key, total_of(&key, &value)?);
+        for item in self.pages.iter() {
+            let (_, value) = item?;
+            let (stored, key) = page_of(&value)?;
+            visit(&String::from_utf8_lossy(key), stored.total);
         }
         Ok(())
     }
 
     /// Calls `visit(domain, total)` once per domain (a key up to its first `/`: host and port),
-    /// with the sum of its keys' totals. One pass in key order and constant memory, whatever the
-    /// number of domains: a domain's `domain/…` keys are one contiguous range, and the bare
-    /// `domain` key (which sorts before it, maybe with other domains in between) adds that range
-    /// by a prefix scan, so the range itself is then skipped. For background tasks only.
+    /// with the sum of its keys' totals. One pass in id order: a domain's keys share the first
+    /// bytes of their ids, so each run of one id prefix is summed and reported before the next;
+    /// a run almost always holds one domain, and holds each of its domains whole.
     pub fn for_each_domain(&self, mut visit: impl FnMut(&str, u64)) -> Result<(), StoreError> {
-        // The run of `domain/…` keys being summed; `None` as the sum when the bare key did.
-        let mut run: Option<(String, Option<u64>)> = None;
-        for item in self.counts.iter() {
-            let (key, value) = item?;
-            let key = String::from_utf8_lossy(&key).into_owned();
-            let total = total_of(&key, &value)?;
-            match key.split_once('/') {
-                None => {
-                    let mut sum = total;
-                    for item in self.counts.scan_prefix(format!("{key}/")) {
-                        let (path_key, value) = item?;
-                        let path_key = String::from_utf8_lossy(&path_key);
-                        sum = sum.saturating_add(total_of(&path_key, &value)?);
-                    }
-                    visit(&key, sum);
+        let mut run: Option<[u8; DOMAIN_LEN]> = None;
+        let mut sums: Vec<(String, u64)> = Vec::new();
+        for item in self.pages.iter() {
+            let (id, value) = item?;
+            let prefix: [u8; DOMAIN_LEN] = id
+                .get(..DOMAIN_LEN)
+                .and_then(|prefix| prefix.try_into().ok())
+                .unwrap_or_default();
+            if run != Some(prefix) {
+                for (domain, sum) in sums.drain(..) {
+                    visit(&domain, sum);
                 }
-                Some((domain, _)) => match &mut run {
-                    Some((current, sum)) if current == domain => {
-                        if let Some(sum) = sum {
-                            *sum = sum.saturating_add(total);
-                        }
-                    }
-                    _ => {
-                        end_run(&mut run, &mut visit);
-                        let counted = self.counts.contains_key(domain)?;
-                        run = Some((domain.to_owned(), (!counted).then_some(total)));
-                    }
-                },
+                run = Some(prefix);
+            }
+            let (stored, key) = page_of(&value)?;
+            let key = String::from_utf8_lossy(key);
+            let domain = key.split_once('/').map_or(&*key, |(domain, _)| domain);
+            match sums.iter_mut().find(|(known, _)| known == domain) {
+                Some((_, sum)) => *sum = sum.saturating_add(stored.total),
+                None => sums.push((domain.to_owned(), stored.total)),
             }
         }
-        end_run(&mut run, &mut visit);
+        for (domain, sum) in sums {
+            visit(&domain, sum);
+        }
         Ok(())
     }
 }
 
-/// Reports a finished run of `domain/…` keys, unless its bare key already did.
-fn end_run(run: &mut Option<(String, Option<u64>)>, visit: &mut impl FnMut(&str, u64)) {
-    if let Some((domain, Some(sum))) = run.take() {
-        visit(&domain, sum);
-    }
+/// The counts and key of a page value met in a scan.
+fn page_of(value: &[u8]) -> Result<(Stored, &[u8]), StoreError> {
+    unpack_page(value).ok_or_else(|| StoreError::BadValue {
+        key: String::from("(a page in a scan)"),
+        len: value.len(),
+    })
 }
 
 #[cfg(test)]
@@ -273,10 +268,7 @@ mod tests {
             store.days_of("a", 0, 10)?,
             vec![(3, 1), (5, 12), (7, 13), (9, 4)]
         );
-        assert_eq!(
-            store.load("a", 9)?.map(|s| (s.day, s.day_count)),
-            Some((9, 4))
-        );
+        assert_eq!(store.load("a")?.map(|s| (s.day, s.day_count)), Some((9, 4)));
         assert_eq!(
             store.increment("a", 9, 1)?,
             (31, 5),
@@ -286,10 +278,7 @@ mod tests {
         store.merge(&[merge(vec![(2, 2), (4, 4)], false)])?;
         assert_eq!(store.get("a")?, Some(6));
         assert_eq!(store.days_of("a", 0, 10)?, vec![(2, 2), (4, 4)]);
-        assert_eq!(
-            store.load("a", 9)?.map(|s| (s.day, s.day_count)),
-            Some((4, 4))
-        );
+        assert_eq!(store.load("a")?.map(|s| (s.day, s.day_count)), Some((4, 4)));
         Ok(())
     }
 

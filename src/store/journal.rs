@@ -1,5 +1,5 @@
 //! The journal: a flush's latest counts appended to one file and fsynced, instead of one sled
-//! write per page, and the checkpoint that later writes them into the counts tree once.
+//! write per page, and the checkpoint that later writes them into the pages tree once.
 //!
 //! A page hit every second or two would otherwise cost a counts-tree write per flush (about
 //! 1.5 µs each, `cargo bench --bench counter -- flush`); a journal entry costs a copy of the key
@@ -38,7 +38,7 @@ const MAGIC: &[u8; 8] = b"HCJOURN1";
 const HEADER_LEN: usize = 16;
 /// Bytes before each record's payload: its length and its CRC.
 const FRAME_LEN: usize = 8;
-/// The meta tree's key of the generation the counts tree is at (a big-endian u64).
+/// The meta tree's key of the generation the pages tree is at (a big-endian u64).
 const GENERATION_KEY: &str = "journal-generation";
 
 /// The header of a journal file of `generation`.
@@ -49,7 +49,7 @@ fn header(generation: u64) -> [u8; HEADER_LEN] {
     header
 }
 
-/// The journal of a store: its file and the generation the counts tree is at.
+/// The journal of a store: its file and the generation the pages tree is at.
 #[derive(Debug)]
 pub(super) struct Journal {
     file: JournalFile,
@@ -61,7 +61,7 @@ pub(super) struct Journal {
 }
 
 impl Store {
-    /// Opens the journal in `dir` and replays what a crash left in it into the counts tree
+    /// Opens the journal in `dir` and replays what a crash left in it into the pages tree
     /// (`self.journal` is a placeholder until then). An empty journal of the tree's generation
     /// (every clean shutdown) is only read. Returns how many entries were replayed.
     pub(super) fn open_journal(&mut self, dir: &Path) -> Result<usize, StoreError> {
@@ -77,7 +77,7 @@ impl Store {
         let existed = dir.join(FILE_NAME).exists();
         let (file, bytes) = JournalFile::open(dir)?;
         let reading = read(&bytes, generation);
-        let known_store = generation > 0 || !self.counts.is_empty();
+        let known_store = generation > 0 || !self.pages.is_empty();
         if known_store && reading.header == Header::Empty {
             tracing::error!(
                 existed,
@@ -103,7 +103,7 @@ impl Store {
         Ok(replayed)
     }
 
-    /// Replays what `reading` found into the counts tree; returns the entries written. Records
+    /// Replays what `reading` found into the pages tree; returns the entries written. Records
     /// of the tree's generation are the latest counts, replayed in order; those under a garbled
     /// header may be older or newer, so each only raises a total, never lowers one.
     fn replay(&self, reading: &Reading<'_>) -> Result<usize, StoreError> {
@@ -397,7 +397,7 @@ mod tests {
         let stale = {
             let store = Store::open(dir.path())?;
             assert_eq!(
-                store.load("a", 6)?,
+                store.load("a")?,
                 Some(stored(3, 6, 1)),
                 "the later record wins"
             );

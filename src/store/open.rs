@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{COUNTS_TREE, DAYS_TREE, META_TREE, Store, StoreError};
+use super::{DAYS_TREE, META_TREE, PAGES_TREE, Store, StoreError};
 
 /// sled's page cache; its default (1 GiB) is far more than a counter needs, and what it holds
 /// takes about three times its nominal size. benches/scale.sh (1M pages): peak RSS 154 MiB with
@@ -40,6 +40,14 @@ pub enum OpenError {
         /// What went wrong.
         source: StoreError,
     },
+    /// The pages of an older data dir could not be moved to the layout of short ids.
+    #[error("cannot move the pages in {} to the new layout: {source}", dir.display())]
+    Layout {
+        /// The data directory.
+        dir: PathBuf,
+        /// What went wrong.
+        source: StoreError,
+    },
     /// sled could not open the database inside the directory.
     #[error("cannot open the database in {}: {source}", dir.display())]
     Sled {
@@ -69,17 +77,26 @@ impl Store {
                 source,
             })
         };
-        let counts = tree(COUNTS_TREE)?;
+        let pages = tree(PAGES_TREE)?;
         let days = tree(DAYS_TREE)?;
         let meta = tree(META_TREE)?;
         let mut store = Self {
             dir: dir.to_path_buf(),
             db,
-            counts,
+            pages,
             days,
             meta,
             journal: Arc::new(Mutex::new(None)),
         };
+        let moved = store
+            .move_old_layout()
+            .map_err(|source| OpenError::Layout {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        if moved > 0 {
+            tracing::info!(moved, "moved every page to the layout of short ids");
+        }
         let replayed = store
             .open_journal(dir)
             .map_err(|source| OpenError::Replay {
