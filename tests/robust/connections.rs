@@ -7,6 +7,12 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use bytes::Bytes;
+use h2::RecvStream;
+use h2::client::{ResponseFuture, SendRequest};
+use tokio::task::{JoinHandle, JoinSet};
+use warp::http::{Request, Response};
+
 use crate::common::{BoxError, Process, TestResult};
 
 /// A connection to `base` (`http://ip:port`) from `from` (a loopback address).
@@ -156,14 +162,19 @@ async fn connections_past_the_caps_get_503_while_other_clients_are_answered() ->
     Ok(())
 }
 
-/// The peak resident memory of `pid`, in KiB.
-fn peak_rss_kib(pid: u32) -> Result<u64, BoxError> {
+/// A figure in KiB of `/proc/<pid>/status`: `field` is `VmHWM:` or `VmRSS:`.
+fn status_kib(pid: u32, field: &str) -> Result<u64, BoxError> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()
-        .find(|line| line.starts_with("VmHWM:"))
-        .ok_or("no VmHWM")?;
+        .find(|line| line.starts_with(field))
+        .ok_or("no such field")?;
     Ok(line.split_whitespace().nth(1).ok_or("no figure")?.parse()?)
+}
+
+/// The peak resident memory of `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> Result<u64, BoxError> {
+    status_kib(pid, "VmHWM:")
 }
 
 #[tokio::test]
@@ -226,5 +237,140 @@ async fn http2_is_served_only_when_asked_for() -> TestResult {
     let answered = h2.get(format!("{}/healthz", server.base)).send().await?;
     assert_eq!(answered.version(), reqwest::Version::HTTP_2);
     assert_eq!(answered.status(), 200);
+    Ok(())
+}
+
+/// What a zero-window HTTP/2 peer holds open: its request handle, the task driving its
+/// connection, the answers whose bodies it never lets the server send, and the requests its
+/// client queues past the server's stream cap.
+struct ZeroWindow {
+    _send: SendRequest<Bytes>,
+    driver: JoinHandle<()>,
+    stuck: Vec<Response<RecvStream>>,
+    queued: Vec<ResponseFuture>,
+}
+
+/// An HTTP/2 connection from `from` that advertises a window of 0 on every stream and asks
+/// `wanted` times for `path` at once, then never reads a body.
+async fn zero_window(
+    base: &str,
+    from: &str,
+    path: &str,
+    wanted: usize,
+) -> Result<ZeroWindow, BoxError> {
+    let tcp = connect(base, from).await?;
+    let (mut send, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .initial_connection_window_size(65535)
+        .handshake::<_, Bytes>(tcp)
+        .await?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let uri = format!("{base}{path}");
+    // The first answer comes after the server's SETTINGS, so its stream cap is known by then.
+    let (first, _) = send.send_request(Request::get(uri.as_str()).body(())?, true)?;
+    let mut stuck = vec![tokio::time::timeout(Duration::from_secs(2), first).await??];
+    let allowed = send.current_max_send_streams();
+    let mut queued = Vec::new();
+    for _ in 1..wanted {
+        // `ready` does not wait at the cap: the client queues the requests past it.
+        send = tokio::time::timeout(Duration::from_secs(1), send.ready()).await??;
+        let request = Request::get(uri.as_str()).body(())?;
+        queued.push(send.send_request(request, true)?.0);
+    }
+    let sent: Vec<_> = queued
+        .drain(..allowed.saturating_sub(1).min(queued.len()))
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    for answer in sent {
+        stuck.push(tokio::time::timeout_at(deadline, answer).await??);
+    }
+    Ok(ZeroWindow {
+        _send: send,
+        driver,
+        stuck,
+        queued,
+    })
+}
+
+#[tokio::test]
+async fn zero_window_http2_peers_pin_bounded_memory_while_others_are_answered() -> TestResult {
+    let _heavy = crate::HEAVY.lock().await;
+    let dir = tempfile::tempdir()?;
+    let server = Process::start(dir.path(), &["--http2"])?;
+    let pid = server.child.id();
+    let http = reqwest::Client::builder()
+        .local_address("127.0.0.1".parse::<std::net::IpAddr>()?)
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    for _ in 0..3 {
+        let counted = http
+            .get(format!("{}/count?url=h2.example/x", server.base))
+            .send()
+            .await?;
+        assert_eq!(counted.status(), 200);
+    }
+    let path = "/nocount/history.json?url=h2.example/x&days=400";
+    let history = http.get(format!("{}{path}", server.base)).send().await?;
+    assert_eq!(history.status(), 200);
+    let body_bytes = history.bytes().await?.len();
+    well_behaved(&server.base, 2).await?;
+    let before = peak_rss_kib(pid)?;
+
+    let started = Instant::now();
+    let mut opening = JoinSet::new();
+    for _ in 0..100 {
+        let base = server.base.clone();
+        opening.spawn(async move { zero_window(&base, "127.0.0.2", path, 200).await });
+    }
+    let mut peers = Vec::new();
+    for opened in opening.join_all().await {
+        peers.push(opened?);
+    }
+    let opened = started.elapsed();
+    let streams: usize = peers.iter().map(|peer| peer.stuck.len()).sum();
+    let most = peers.iter().map(|peer| peer.stuck.len()).max().unwrap_or(0);
+    let queued: usize = peers.iter().map(|peer| peer.queued.len()).sum();
+    assert!(
+        peers
+            .iter()
+            .flat_map(|peer| &peer.stuck)
+            .all(|response| response.status() == 200 && !response.body().is_end_stream()),
+        "every answer is a 200 whose body is stuck behind the zero window"
+    );
+    assert_eq!(most, 32, "the server's stream cap");
+    assert_eq!(streams, 100 * 32);
+    // Held for two seconds, while the well-behaved client is answered promptly.
+    let mut slowest = Duration::ZERO;
+    for _ in 0..8 {
+        let asked = Instant::now();
+        let health = http.get(format!("{}/healthz", server.base)).send().await?;
+        assert_eq!(health.status(), 200);
+        slowest = slowest.max(asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let peak = peak_rss_kib(pid)?;
+    for peer in &peers {
+        peer.driver.abort();
+    }
+    drop(peers);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = status_kib(pid, "VmRSS:")?;
+    println!(
+        "zero-window HTTP/2: {streams} streams of a {body_bytes}-byte body on 100 connections \
+         ({queued} more queued by the client; opened in {opened:?}); VmHWM {before} KiB \
+         before, {peak} KiB peak, VmRSS {after} KiB after; slowest /healthz {slowest:?}"
+    );
+    // Measured ~60 MiB, ~19 KiB a stuck stream (its body and state); 128 MiB leaves 2x, and
+    // is under the ~370 MiB that hyper's default of 200 streams a connection would pin.
+    let grown_mib = peak.saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 128,
+        "peak RSS grew {grown_mib} MiB for {streams} stuck streams"
+    );
+    assert!(slowest < Duration::from_secs(2), "{slowest:?}");
+    assert!(well_behaved(&server.base, 2).await? < Duration::from_secs(1));
+    assert!(started.elapsed() < Duration::from_secs(10));
     Ok(())
 }
