@@ -43,7 +43,7 @@ measure() {
         cmd+=(--floor)
     elif [[ $server == ours ]]; then
         cmd=(target/release/hitcounter --bind "127.0.0.1:$PORT" --data-dir "$work/data-$name"
-            --cookie-window-secs 0)
+            --cookie-window-secs 0 --new-pages-per-minute 0 --max-pages 0)
     fi
     if [[ $path == distinct:* ]]; then
         path=${path#distinct:} warm_first=(1000000) first=(0)

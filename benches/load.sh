@@ -109,12 +109,13 @@ start_floor() {
     wait_ready "$floor_pid" "http://127.0.0.1:$FLOOR_PORT/count"
 }
 
-# Starts ours on a fresh data dir; cookies off, so every hit counts and wrk needs no cookie jar.
+# Starts ours on a fresh data dir; cookies off, so every hit counts and wrk needs no cookie jar;
+# no page limits, since one wrk client makes every distinct page on purpose.
 start_ours() {
     local dir
     dir=$(mktemp -d "$work/data.XXXXXX")
     env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPU" "$OURS_BIN" --bind "127.0.0.1:$OURS_PORT" --data-dir "$dir" \
-        --cookie-window-secs 0 2>>"$work/ours.log" &
+        --cookie-window-secs 0 --new-pages-per-minute 0 --max-pages 0 2>>"$work/ours.log" &
     ours_pid=$!
     wait_ready "$ours_pid" "http://127.0.0.1:$OURS_PORT/nocount?url=bench.example/ready"
 }

@@ -40,16 +40,16 @@ fn app(dir: &Path) -> Arc<App> {
         settings.cookie_value_length,
     );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let counter = Arc::new(Counter::new(
-        store,
-        settings.cache_capacity,
-        Arc::clone(&clock),
-    ));
+    let counter = Arc::new(
+        Counter::new(store, settings.cache_capacity, Arc::clone(&clock))
+            .with_max_pages(settings.max_pages),
+    );
     let top = Arc::new(Latest::new(Limits {
         domains: settings.ranking.domains,
         urls: settings.ranking.urls,
     }));
-    // As server::run builds it, with the defaults: no dedupe map, rate limit or metrics.
+    // As server::run builds it, with the defaults: no dedupe map, rate limit or metrics, and the
+    // new-pages allowance.
     Arc::new(App {
         counter,
         cookies,
@@ -58,6 +58,10 @@ fn app(dir: &Path) -> Arc<App> {
         top,
         dedupe: None,
         rate_limit: None,
+        new_pages: Some(hitcounter::guard::RateLimit::new(
+            settings.new_pages_per_minute,
+            settings.rate_limit_capacity,
+        )),
         admin_lockout: Default::default(),
         metrics: None,
         settings,

@@ -73,7 +73,7 @@ fail() {
 
 start_ours() {
     env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPU" "$OURS_BIN" --bind "127.0.0.1:$PORT" --data-dir "$data" \
-        --cookie-window-secs 0 2>>"$work/ours.log" &
+        --cookie-window-secs 0 --new-pages-per-minute 0 --max-pages 0 2>>"$work/ours.log" &
     ours_pid=$!
 }
 

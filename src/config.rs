@@ -137,10 +137,23 @@ pub struct Config {
     #[arg(long, env = "HITCOUNTER_RATE_LIMIT", default_value_t = 0)]
     pub rate_limit: u32,
 
-    /// How many client addresses the rate limit tracks at most.
+    /// How many client addresses the rate limit (and, apart, the new-pages allowance) tracks at
+    /// most.
     #[arg(long, env = "HITCOUNTER_RATE_LIMIT_CAPACITY", default_value_t = 100_000,
           value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub rate_limit_capacity: u64,
+
+    /// Most pages the counter holds; past it a new page is refused (403, a badge saying so) and
+    /// known pages keep counting. The default bounds the data dir to about 4 GB even if every
+    /// URL is 2 KB long (about 300 MB at 100-byte URLs). 0 means no limit.
+    #[arg(long, env = "HITCOUNTER_MAX_PAGES", default_value_t = 1_000_000)]
+    pub max_pages: u64,
+
+    /// New pages one client address may make per minute (IPv6: one --ipv6-prefix); past it a
+    /// new page gets 429 with Retry-After, known pages keep counting. GitHub's image proxy
+    /// (User-Agent github-camo…) shares ten times this. 0 turns the allowance off.
+    #[arg(long, env = "HITCOUNTER_NEW_PAGES_PER_MINUTE", default_value_t = 300)]
+    pub new_pages_per_minute: u32,
 
     /// Proxies (CIDR) whose X-Forwarded-For / Forwarded entries are skipped when finding the
     /// client's address with --trust-proxy.
@@ -259,6 +272,10 @@ pub struct Settings {
     pub rate_limit: u32,
     /// See [`Config::rate_limit_capacity`].
     pub rate_limit_capacity: usize,
+    /// See [`Config::max_pages`]; 0 is `u64::MAX`.
+    pub max_pages: u64,
+    /// See [`Config::new_pages_per_minute`].
+    pub new_pages_per_minute: u32,
     /// See [`Config::trusted_proxy`].
     pub trusted_proxies: Vec<IpNet>,
     /// See [`Config::shutdown_timeout_secs`].
@@ -359,6 +376,11 @@ impl Config {
             dedupe_capacity: to_usize(self.dedupe_capacity),
             rate_limit: self.rate_limit,
             rate_limit_capacity: to_usize(self.rate_limit_capacity),
+            max_pages: match self.max_pages {
+                0 => u64::MAX,
+                max => max,
+            },
+            new_pages_per_minute: self.new_pages_per_minute,
             trusted_proxies: self.trusted_proxy,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
             header_timeout: Duration::from_secs(self.header_timeout_secs),

@@ -16,11 +16,14 @@ mod flush;
 mod flusher;
 mod health;
 mod held;
+mod pages;
 pub use flush::FlushReport;
 use flush::SinceCheckpoint;
 pub use flusher::spawn_flusher;
 pub use health::{Failure, Health};
 use held::HeldStore;
+pub use pages::HitError;
+use pages::Pages;
 
 /// The count of every key: hot keys in the front cache, the rest in the store.
 pub struct Counter {
@@ -35,6 +38,8 @@ pub struct Counter {
     /// Set by a flush that sled failed: sled refuses every write after one failed write to its
     /// log, so only a new handle (a reopen) can write again.
     poisoned: AtomicBool,
+    /// Pages held, against `--max-pages`.
+    pages: Pages,
     /// Wakes the flusher early when the cache fills up.
     full: Notify,
     /// A std mutex, held only by a flush (never across `.await`): two overlapping flushes could
@@ -53,31 +58,60 @@ impl Counter {
             wrote_through: AtomicU64::new(0),
             health: Health::default(),
             poisoned: AtomicBool::new(false),
+            pages: Pages::new(u64::MAX),
             full: Notify::new(),
             flushing: Mutex::new(SinceCheckpoint::new()),
         }
     }
 
+    /// This counter, holding at most `max_pages` pages: past it a new page is refused.
+    pub fn with_max_pages(mut self, max_pages: u64) -> Self {
+        self.pages = Pages::new(max_pages);
+        self
+    }
+
     /// Counts one hit for `key` and returns its counts (the first hit of a new key gives 1).
-    pub fn hit(&self, key: &str) -> Result<Counts, StoreError> {
+    pub fn hit(&self, key: &str) -> Result<Counts, HitError> {
+        self.hit_if_new_allowed(key, &|| true)
+    }
+
+    /// Counts one hit for `key`, as [`Counter::hit`]; a page the counter does not hold yet is
+    /// made only if there is room for it and `new_page_allowed` (the client's allowance) says so.
+    pub fn hit_if_new_allowed(
+        &self,
+        key: &str,
+        new_page_allowed: &dyn Fn() -> bool,
+    ) -> Result<Counts, HitError> {
         let day = self.clock.today();
+        let make_page = || {
+            if !new_page_allowed() {
+                return Err(HitError::TooManyNewPages);
+            }
+            self.pages.take()
+        };
         let counts = self
             .cache
             .hit(
                 key,
                 day,
-                || {
-                    self.store
-                        .with(|store| store.load(key).map(Option::unwrap_or_default))
+                || match self.store.with(|store| store.load(key))? {
+                    Some(stored) => Ok(stored),
+                    None => make_page().map(|()| Default::default()),
                 },
                 || {
-                    let (total, today) = self.store.with(|store| store.increment(key, day, 1))?;
+                    let (total, today) = self
+                        .store
+                        .with(|store| Ok(store.increment_making(key, day, 1, make_page)))??;
                     // Raised after the write, so the flush that clears it covers the write.
                     self.wrote_through.fetch_add(1, Ordering::AcqRel);
                     Ok(Counts { total, today })
                 },
             )
-            .inspect_err(|_| self.health.refused())?;
+            .inspect_err(|err| {
+                if matches!(err, HitError::Store(_)) {
+                    self.health.refused();
+                }
+            })?;
         if self.cache.is_full() {
             self.full.notify_one();
         }
@@ -117,19 +151,25 @@ impl Counter {
     /// return. Blocking.
     pub fn set(&self, key: &str, total: u64) -> Result<(), StoreError> {
         let mut flushing = self.lock_flushing();
+        // A page set by hand is made whatever `--max-pages` says, and counted.
+        let made = std::cell::Cell::new(false);
         self.cache.set(
             key,
             total,
             || {
-                self.store
-                    .with(|store| store.load(key).map(Option::unwrap_or_default))
+                let stored = self.store.with(|store| store.load(key))?;
+                made.set(stored.is_none());
+                Ok::<_, StoreError>(stored.unwrap_or_default())
             },
             || {
-                self.store.with(|store| store.set_total(key, total))?;
+                made.set(self.store.with(|store| store.set_total(key, total))?);
                 self.wrote_through.fetch_add(1, Ordering::AcqRel);
                 Ok(())
             },
         )?;
+        if made.get() {
+            self.pages.made();
+        }
         self.flush_holding(&mut flushing, false)?;
         Ok(())
     }
@@ -145,6 +185,9 @@ impl Counter {
             .cache
             .remove(key, || self.store.with(|store| store.delete(key)))?;
         self.store.with(Store::flush)?;
+        if deleted {
+            self.pages.removed();
+        }
         Ok(deleted)
     }
 
@@ -167,6 +210,27 @@ impl Counter {
             }
             Ok(removed)
         })
+    }
+
+    /// Counts the pages the store holds, for `--max-pages` (until then no new page is refused);
+    /// gives up when `stop` says so. Blocking: one scan of the pages.
+    pub fn count_pages(&self, stop: impl Fn() -> bool) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let made_before = self.pages.held();
+        if let Some(stored) = self.store.with(|store| store.count_pages(stop))? {
+            self.pages.counted(stored, made_before);
+            tracing::info!(
+                pages = stored,
+                secs = started.elapsed().as_secs_f64(),
+                "counted the stored pages"
+            );
+        }
+        Ok(())
+    }
+
+    /// Pages held (stored or cached), as far as known.
+    pub fn pages_held(&self) -> u64 {
+        self.pages.held()
     }
 
     /// Today, in days since the epoch, by this counter's clock.

@@ -10,6 +10,7 @@ use warp::http::header::{self, HeaderValue};
 use warp::reply::Response;
 
 use crate::badge;
+use crate::counter::HitError;
 use crate::key::KeyError;
 use crate::store::StoreError;
 
@@ -39,6 +40,12 @@ pub enum Error {
     /// Too many failed admin authentications from this client; try again after the seconds.
     #[error("too many failed attempts: try again in {0} s")]
     TooManyAttempts(u64),
+    /// A new page, and the counter holds its `--max-pages`; known pages still count.
+    #[error("refused: the counter holds its maximum of {0} pages")]
+    PageLimit(u64),
+    /// A new page, and the client made its `--new-pages-per-minute`; try again after the seconds.
+    #[error("too many new pages from this client: try again in {0} s")]
+    TooManyNewPages(u64),
     /// An admin request's body is not what the route takes.
     #[error("bad body: {0}")]
     BadBody(&'static str),
@@ -75,7 +82,8 @@ impl Error {
             }
             Error::Refused(_) => StatusCode::FORBIDDEN,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
-            Error::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::TooManyAttempts(_) | Error::TooManyNewPages(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::PageLimit(_) => StatusCode::FORBIDDEN,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -91,6 +99,8 @@ impl Error {
             Error::Refused(_) => "refused".into(),
             Error::Unauthorized => "unauthorized".into(),
             Error::TooManyAttempts(_) => "too many attempts".into(),
+            Error::PageLimit(_) => "page limit reached".into(),
+            Error::TooManyNewPages(_) => "too many new pages".into(),
             Error::MethodNotAllowed => "bad method".into(),
             Error::BadBody(_) => "bad body".into(),
             Error::Store(_) => "unavailable".into(),
@@ -122,7 +132,7 @@ impl Error {
                 HeaderValue::from_static(r#"Bearer realm="hitcounter admin""#),
             );
         }
-        if let Error::TooManyAttempts(seconds) = &self {
+        if let Error::TooManyAttempts(seconds) | Error::TooManyNewPages(seconds) = &self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
@@ -134,6 +144,18 @@ impl Error {
             );
         }
         response
+    }
+}
+
+impl Error {
+    /// The error for a hit that was not counted at `now_ms`.
+    pub fn from_hit(err: HitError, now_ms: u64) -> Self {
+        match err {
+            HitError::Store(err) => Error::Store(err),
+            HitError::Full(max) => Error::PageLimit(max),
+            // The allowance is per clock minute: the next one starts in this many seconds.
+            HitError::TooManyNewPages => Error::TooManyNewPages(60 - now_ms / 1000 % 60),
+        }
     }
 }
 

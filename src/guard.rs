@@ -1,5 +1,5 @@
 //! Abuse and privacy guards: URL allow/deny rules, the client's address behind trusted proxies,
-//! cookieless visitor dedupe and per-client rate limits. Every map has a capacity; no address or
+//! cookieless visitor dedupe and per-client rate limits (of counted hits and of new pages). Every map has a capacity; no address or
 //! User-Agent is ever written to disk or logs.
 
 use std::collections::hash_map::RandomState;
@@ -262,19 +262,40 @@ impl Dedupe {
     }
 }
 
-/// At most `per_minute` counted hits per client address per clock minute.
+/// Whose allowance a counted hit or a new page takes from a [`RateLimit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Allowance {
+    /// One client address (IPv6: one prefix).
+    Client(IpAddr),
+    /// One page through one address of an image proxy that fetches for many people (GitHub's
+    /// camo): each page its own allowance, so one popular README does not use up another's.
+    ProxiedPage(IpAddr, u64),
+    /// Every new page through an image proxy, together: one larger allowance, since the proxy's
+    /// User-Agent is all that marks it and anyone can send that.
+    Proxy,
+}
+
+/// Whether a request comes through GitHub's image proxy: its User-Agent starts `github-camo`.
+pub fn is_image_proxy(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::USER_AGENT)
+        .is_some_and(|agent| agent.as_bytes().starts_with(b"github-camo"))
+}
+
+/// At most `per_minute` uses per [`Allowance`] per clock minute: counted hits (the rate limit),
+/// or new pages (the new-pages allowance).
 pub struct RateLimit {
     per_minute: u32,
     capacity: usize,
-    /// Address → (minute, hits counted in it). Bounded by `capacity`.
-    clients: DashMap<IpAddr, (u64, u32)>,
+    /// Allowance → (minute, uses in it). Bounded by `capacity`.
+    clients: DashMap<Allowance, (u64, u32)>,
     len: AtomicUsize,
     /// Held to add a client (and to drop past minutes' first), as [`Dedupe`]'s.
     adding: Mutex<()>,
 }
 
 impl RateLimit {
-    /// A limit of `per_minute` hits, tracking at most `capacity` clients at once.
+    /// A limit of `per_minute` uses, tracking at most `capacity` allowances at once.
     pub fn new(per_minute: u32, capacity: usize) -> Self {
         Self {
             per_minute,
@@ -285,18 +306,22 @@ impl RateLimit {
         }
     }
 
-    /// Whether one more hit from `ip` may count now. A client that cannot be tracked (no address,
-    /// or the map full of this minute's clients) is not limited: memory stays bounded.
-    pub fn allow(&self, ip: Option<IpAddr>, now_ms: u64) -> bool {
-        let Some(ip) = ip else { return true };
+    /// Whether one more use of `allowance` fits in this minute's `per_minute` times `scale`.
+    /// One that cannot be tracked (no address, or the map full of this minute's allowances) is
+    /// not limited: memory stays bounded.
+    pub fn allow(&self, allowance: Option<Allowance>, scale: u32, now_ms: u64) -> bool {
+        let Some(allowance) = allowance else {
+            return true;
+        };
+        let limit = self.per_minute.saturating_mul(scale);
         let minute = now_ms / 60_000;
-        if let Some(mut entry) = self.clients.get_mut(&ip) {
-            let (at, hits) = &mut *entry;
+        if let Some(mut entry) = self.clients.get_mut(&allowance) {
+            let (at, uses) = &mut *entry;
             if *at != minute {
-                (*at, *hits) = (minute, 0);
+                (*at, *uses) = (minute, 0);
             }
-            *hits = hits.saturating_add(1);
-            return *hits <= self.per_minute;
+            *uses = uses.saturating_add(1);
+            return *uses <= limit;
         }
         let _adding = lock(&self.adding);
         if self.len.load(Ordering::Relaxed) >= self.capacity {
@@ -306,10 +331,10 @@ impl RateLimit {
                 return true;
             }
         }
-        if self.clients.insert(ip, (minute, 1)).is_none() {
+        if self.clients.insert(allowance, (minute, 1)).is_none() {
             self.len.fetch_add(1, Ordering::Relaxed);
         }
-        1 <= self.per_minute
+        1 <= limit
     }
 
     /// Clients tracked now.
@@ -415,7 +440,7 @@ mod tests {
                         for n in 0..40u8 {
                             let ip = Some(IpAddr::from([10, 0, thread, n]));
                             dedupe.seen_recently(ip, b"ua", "k", 1_000);
-                            limit.allow(ip, 1_000);
+                            limit.allow(ip.map(Allowance::Client), 1, 1_000);
                         }
                     });
                 }
@@ -451,15 +476,19 @@ mod tests {
 
     #[test]
     fn the_rate_limit_counts_per_client_per_minute_within_its_capacity() {
-        let limit = RateLimit::new(2, 2);
-        let a = ip("192.0.2.1");
-        assert!(limit.allow(a, 0));
-        assert!(limit.allow(a, 1));
-        assert!(!limit.allow(a, 2));
-        assert!(limit.allow(a, 60_000), "a new minute");
+        let limit = RateLimit::new(2, 3);
+        let client = |text: &str| ip(text).map(Allowance::Client);
+        let a = client("192.0.2.1");
+        assert!(limit.allow(a, 1, 0));
+        assert!(limit.allow(a, 1, 1));
+        assert!(!limit.allow(a, 1, 2));
+        assert!(limit.allow(a, 1, 60_000), "a new minute");
+        let proxy = Some(Allowance::Proxy);
+        assert!((0..6).all(|n| limit.allow(proxy, 3, 60_000 + n)), "scaled");
+        assert!(!limit.allow(proxy, 3, 60_006));
         for n in 0..100 {
-            limit.allow(ip(&format!("198.51.100.{n}")), 60_001);
+            limit.allow(client(&format!("198.51.100.{n}")), 1, 60_001);
         }
-        assert!(limit.len() <= 2, "bounded: {}", limit.len());
+        assert!(limit.len() <= 3, "bounded: {}", limit.len());
     }
 }

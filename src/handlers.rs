@@ -18,10 +18,12 @@ use crate::cache::Counts;
 use crate::clock::Clock;
 use crate::config::{CookieSecure, DedupeMode, Settings};
 use crate::cookie::AntiRefresh;
-use crate::counter::Counter;
+use crate::counter::{Counter, HitError};
 use crate::error::{Error, Output, reply};
 use crate::format::{self, NumberFormat, Show};
-use crate::guard::{Dedupe, RateLimit, client_group, client_ip, forwarded_https};
+use crate::guard::{
+    Allowance, Dedupe, RateLimit, client_group, client_ip, forwarded_https, is_image_proxy,
+};
 use crate::key::{self, Key};
 use crate::params::Query;
 use crate::stamp;
@@ -44,6 +46,8 @@ pub struct App {
     pub dedupe: Option<Dedupe>,
     /// The per-client rate limit, when `--rate-limit` is above 0.
     pub rate_limit: Option<RateLimit>,
+    /// The per-client allowance of new pages, when `--new-pages-per-minute` is above 0.
+    pub new_pages: Option<RateLimit>,
     /// Failed admin authentications per client.
     pub admin_lockout: crate::admin::Lockout,
     /// Renders `/metrics`, when `--metrics` is on.
@@ -127,7 +131,20 @@ fn try_count(app: &App, visit: &Visit, counting: bool, render: Render) -> Result
     let (counts, set_cookie) =
         match counting.then(|| suppressed(app, visit, &key, now_ms, uses_cookie)) {
             Some(None) => {
-                let counts = app.counter.hit(&key)?;
+                let new_page_allowed = || new_page_allowed(app, visit);
+                let counts = app
+                    .counter
+                    .hit_if_new_allowed(&key, &new_page_allowed)
+                    .map_err(|err| {
+                        match err {
+                            HitError::Full(_) => telemetry::new_page_refused("max_pages"),
+                            HitError::TooManyNewPages => {
+                                telemetry::new_page_refused("new_pages_per_minute")
+                            }
+                            HitError::Store(_) => {}
+                        }
+                        Error::from_hit(err, app.clock.now_ms())
+                    })?;
                 telemetry::hit_counted();
                 let set_cookie = uses_cookie.then(|| {
                     let secure = is_secure(&app.settings, &visit.headers);
@@ -196,15 +213,7 @@ fn suppressed(
     if app.dedupe.is_none() && app.rate_limit.is_none() {
         return None;
     }
-    let settings = &app.settings;
-    // One client per IPv6 prefix: a host given a /64 could otherwise rotate through it.
-    let ip = client_ip(
-        visit.peer,
-        &visit.headers,
-        settings.trust_proxy,
-        &settings.trusted_proxies,
-    )
-    .map(|ip| client_group(ip, settings.ipv6_prefix));
+    let ip = client(app, visit);
     if let Some(dedupe) = &app.dedupe {
         let user_agent = visit
             .headers
@@ -217,13 +226,58 @@ fn suppressed(
         }
     }
     if let Some(limit) = &app.rate_limit {
-        let allowed = limit.allow(ip, now_ms);
+        // Through GitHub's image proxy each page has its own allowance: a few addresses fetch
+        // every README's badges.
+        let allowance = ip.map(|ip| match is_image_proxy(&visit.headers) {
+            true => Allowance::ProxiedPage(ip, page_hash(key)),
+            false => Allowance::Client(ip),
+        });
+        let allowed = limit.allow(allowance, 1, now_ms);
         telemetry::guard_size("rate_limit", limit.len());
         if !allowed {
             return Some("rate_limit");
         }
     }
     None
+}
+
+/// The client's address (behind trusted proxies with `--trust-proxy`), one per IPv6 prefix: a
+/// host given a /64 could otherwise rotate through it.
+fn client(app: &App, visit: &Visit) -> Option<std::net::IpAddr> {
+    let settings = &app.settings;
+    client_ip(
+        visit.peer,
+        &visit.headers,
+        settings.trust_proxy,
+        &settings.trusted_proxies,
+    )
+    .map(|ip| client_group(ip, settings.ipv6_prefix))
+}
+
+/// How many times the client's allowance of new pages GitHub's image proxy has, shared by all
+/// of it: a few addresses fetch the badges of every README on GitHub.
+const IMAGE_PROXY_NEW_PAGES_SCALE: u32 = 10;
+
+/// Whether the client may make one more new page this minute (`--new-pages-per-minute`).
+fn new_page_allowed(app: &App, visit: &Visit) -> bool {
+    let Some(limit) = &app.new_pages else {
+        return true;
+    };
+    let (allowance, scale) = match is_image_proxy(&visit.headers) {
+        true => (Some(Allowance::Proxy), IMAGE_PROXY_NEW_PAGES_SCALE),
+        false => (client(app, visit).map(Allowance::Client), 1),
+    };
+    let allowed = limit.allow(allowance, scale, app.clock.now_ms());
+    telemetry::guard_size("new_pages", limit.len());
+    allowed
+}
+
+/// A page's hash for its own rate-limit allowance.
+fn page_hash(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The badge: the configured template when there is one and no `style` is asked for, else the

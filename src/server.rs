@@ -74,11 +74,10 @@ pub async fn run_with_clock(
         settings.cookie_window_secs,
         settings.cookie_value_length,
     );
-    let counter = Arc::new(Counter::new(
-        store,
-        settings.cache_capacity,
-        Arc::clone(&clock),
-    ));
+    let counter = Arc::new(
+        Counter::new(store, settings.cache_capacity, Arc::clone(&clock))
+            .with_max_pages(settings.max_pages),
+    );
     let (stop_tasks, tasks_stop) = watch::channel(false);
     let flusher = spawn_flusher(
         Arc::clone(&counter),
@@ -87,6 +86,15 @@ pub async fn run_with_clock(
         settings.shutdown_timeout,
         tasks_stop,
     );
+
+    let page_count = {
+        let (counter, stop) = (Arc::clone(&counter), stop_tasks.subscribe());
+        tokio::task::spawn_blocking(move || {
+            if let Err(cause) = counter.count_pages(|| *stop.borrow()) {
+                tracing::error!(%cause, "cannot count the stored pages: --max-pages is not applied");
+            }
+        })
+    };
 
     let metrics = if settings.metrics {
         // Per-URL gauges not refreshed for three rankings (URLs that left the top) disappear.
@@ -111,6 +119,8 @@ pub async fn run_with_clock(
         .then(|| Dedupe::new(settings.cookie_window_secs, settings.dedupe_capacity));
     let rate_limit = (settings.rate_limit > 0)
         .then(|| RateLimit::new(settings.rate_limit, settings.rate_limit_capacity));
+    let new_pages = (settings.new_pages_per_minute > 0)
+        .then(|| RateLimit::new(settings.new_pages_per_minute, settings.rate_limit_capacity));
     if (dedupe.is_some() || rate_limit.is_some()) && !settings.trust_proxy {
         tracing::warn!(
             "visitor dedupe or the rate limit is on without --trust-proxy: behind a reverse proxy \
@@ -134,6 +144,7 @@ pub async fn run_with_clock(
         top,
         dedupe,
         rate_limit,
+        new_pages,
         admin_lockout: Default::default(),
         metrics,
         settings,
@@ -185,6 +196,9 @@ pub async fn run_with_clock(
 
     // The flusher's last act is the final flush; its result is the run's result.
     let _ = stop_tasks.send(true);
+    if let Err(join) = page_count.await {
+        std::panic::resume_unwind(join.into_panic());
+    }
     if let Err(join) = refresher.await {
         std::panic::resume_unwind(join.into_panic());
     }

@@ -227,12 +227,26 @@ impl Store {
     /// (total, day). For a key the front cache does not hold: the caller holds the key's cache
     /// shard lock, so no other writer of this key runs meanwhile.
     pub fn increment(&self, key: &str, day: u32, by: u64) -> Result<(u64, u64), StoreError> {
+        self.increment_making(key, day, by, || Ok(()))
+    }
+
+    /// As [`Store::increment`], but a key not stored yet is made only if `make` says so (its
+    /// error is returned, and nothing written, if not).
+    pub fn increment_making<E: From<StoreError>>(
+        &self,
+        key: &str,
+        day: u32,
+        by: u64,
+        make: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(u64, u64), E> {
         let id = page_id(key);
-        let mut stored = self.read(key, &id)?.unwrap_or(Stored {
-            total: 0,
-            day,
-            day_count: 0,
-        });
+        let mut stored = match self.read(key, &id)? {
+            Some(stored) => stored,
+            None => {
+                make()?;
+                Stored::new(0, day, 0)
+            }
+        };
         if stored.day < day {
             self.retire(&id, &stored)?;
             stored.day = day;
@@ -240,17 +254,21 @@ impl Store {
         }
         stored.total = stored.total.saturating_add(by);
         stored.day_count = stored.day_count.saturating_add(by);
-        self.pages.insert(id, page_value(key, &stored))?;
+        self.pages
+            .insert(id, page_value(key, &stored))
+            .map_err(StoreError::from)?;
         Ok((stored.total, stored.day_count))
     }
 
     /// Sets the total of `key`, keeping its days; for a key the front cache does not hold.
-    pub fn set_total(&self, key: &str, total: u64) -> Result<(), StoreError> {
+    /// Returns whether the key is new.
+    pub fn set_total(&self, key: &str, total: u64) -> Result<bool, StoreError> {
         let id = page_id(key);
-        let stored = self.read(key, &id)?.unwrap_or_default();
+        let stored = self.read(key, &id)?;
+        let days = stored.unwrap_or_default();
         self.pages
-            .insert(id, page_value(key, &Stored { total, ..stored }))?;
-        Ok(())
+            .insert(id, page_value(key, &Stored { total, ..days }))?;
+        Ok(stored.is_none())
     }
 
     /// Moves the latest day of `stored` into the days tree, before its value moves past it.

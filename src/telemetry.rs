@@ -120,6 +120,22 @@ pub fn guard_size(map: &'static str, entries: usize) {
     gauge!("hitcounter_guard_entries", "map" => map).set(entries as f64);
 }
 
+/// A new page refused: `max_pages` or `new_pages_per_minute`.
+pub fn new_page_refused(reason: &'static str) {
+    if !on() {
+        return;
+    }
+    counter!("hitcounter_new_pages_refused_total", "reason" => reason).increment(1);
+}
+
+/// Pages held (stored or cached), against `--max-pages`.
+pub fn pages(held: u64) {
+    if !on() {
+        return;
+    }
+    gauge!("hitcounter_pages").set(held as f64);
+}
+
 /// The store's size, measured in the background.
 pub fn store_size(keys: u64, bytes: u64) {
     if !on() {

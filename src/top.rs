@@ -219,6 +219,7 @@ pub fn spawn_refresher(
                     if let Some(top_urls) = metrics {
                         let bytes = store.size_on_disk()?;
                         telemetry::store_size(store.len() as u64, bytes);
+                        telemetry::pages(counter.pages_held());
                         let top = rank(store, &ranking, now)?;
                         let rows: Vec<(String, u64)> = top
                             .urls

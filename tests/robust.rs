@@ -9,6 +9,8 @@ mod common;
 mod connections;
 #[path = "robust/disk.rs"]
 mod disk;
+#[path = "robust/pages.rs"]
+mod pages;
 #[path = "robust/storage.rs"]
 mod storage;
 

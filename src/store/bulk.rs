@@ -167,6 +167,20 @@ impl Store {
         Ok(removed + pending)
     }
 
+    /// How many pages the store holds, or `None` if `stop` said so first (it is asked every
+    /// 4,096 pages). Scans the whole tree: for a background task only.
+    pub fn count_pages(&self, stop: impl Fn() -> bool) -> Result<Option<u64>, StoreError> {
+        let mut pages = 0u64;
+        for item in self.pages.iter() {
+            item?;
+            pages += 1;
+            if pages % 4096 == 0 && stop() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(pages))
+    }
+
     /// Calls `visit(key, total)` for every counted key, in id order (a domain's keys together).
     /// Scans the whole tree: for background tasks only.
     pub fn for_each_total(&self, mut visit: impl FnMut(&str, u64)) -> Result<(), StoreError> {

@@ -139,7 +139,14 @@ async fn a_full_disk_keeps_answered_hits_and_recovers_without_a_restart() -> Tes
         return Ok(());
     };
     let data = disk.path().join("data");
-    let args = ["--flush-interval-ms", "100", "--metrics"];
+    // One client makes hundreds of pages: no new-pages allowance.
+    let args = [
+        "--flush-interval-ms",
+        "100",
+        "--metrics",
+        "--new-pages-per-minute",
+        "0",
+    ];
     let mut server = Process::start(&data, &args)?;
     let http = reqwest::Client::new();
     let mut answered = BTreeMap::new();
@@ -196,7 +203,14 @@ async fn sigterm_on_a_full_disk_retries_then_exits_non_zero_naming_the_lost_hits
         return Ok(());
     };
     let data = disk.path().join("data");
-    let args = ["--flush-interval-ms", "100", "--shutdown-timeout-secs", "2"];
+    let args = [
+        "--flush-interval-ms",
+        "100",
+        "--shutdown-timeout-secs",
+        "2",
+        "--new-pages-per-minute",
+        "0",
+    ];
     let mut server = Process::start(&data, &args)?;
     let http = reqwest::Client::new();
     let mut answered = BTreeMap::new();
