@@ -110,12 +110,13 @@ start_floor() {
 }
 
 # Starts ours on a fresh data dir; cookies off, so every hit counts and wrk needs no cookie jar;
-# no page limits, since one wrk client makes every distinct page on purpose.
+# no page limits (as variables, which older builds ignore), since one wrk client makes every
+# distinct page on purpose.
 start_ours() {
     local dir
     dir=$(mktemp -d "$work/data.XXXXXX")
-    env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPU" "$OURS_BIN" --bind "127.0.0.1:$OURS_PORT" --data-dir "$dir" \
-        --cookie-window-secs 0 --new-pages-per-minute 0 --max-pages 0 2>>"$work/ours.log" &
+    env "${SERVER_ENV[@]}" HITCOUNTER_NEW_PAGES_PER_MINUTE=0 HITCOUNTER_MAX_PAGES=0 taskset -c "$SERVER_CPU" "$OURS_BIN" --bind "127.0.0.1:$OURS_PORT" --data-dir "$dir" \
+        --cookie-window-secs 0 2>>"$work/ours.log" &
     ours_pid=$!
     wait_ready "$ours_pid" "http://127.0.0.1:$OURS_PORT/nocount?url=bench.example/ready"
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Scale and memory checks: a flood of 1,000,000 distinct pages through /count/tag.svg, each hit
 # once, while our server's RSS is sampled; then a graceful stop, and a check that every hit is
-# stored; the bytes on disk per page; and the cold start on that data dir.
+# stored; the bytes on disk per page; the cold start on that data dir; and the start after a
+# kill -9 in the middle of a flood of new pages on it.
 #
 # Targets: peak RSS during the flood < 64 MiB, ≤ 200 B on disk per page, cold start (exec to the
 # first answered /nocount) ≤ 100 ms, median of STARTS starts. A missed target is reported (MISS),
@@ -9,7 +10,7 @@
 #
 # Usage: benches/scale.sh
 # Settings: KEYS (1000000), CONNECTIONS (64), FLOOD_MAX_SECS (600: the flood's time bound),
-# STARTS (10), PASSES (1; more floods of the same pages, one after another, show what RSS does
+# STARTS (10), CRASHES (3), CRASH_FLOOD_SECS (20: the flood before each kill -9), PASSES (1; more floods of the same pages, one after another, show what RSS does
 # under a sustained load: the target is about the first), PORT (18090), SERVER_CPU (0), WRK_CPU
 # (1), OURS_BIN (another build of ours, e.g. an earlier commit's, to measure a baseline on the same
 # machine). Ours gets hitcounter.service's GLIBC_TUNABLES (GLIBC_TUNABLES= runs it without).
@@ -21,13 +22,15 @@ KEYS=${KEYS:-1000000}
 CONNECTIONS=${CONNECTIONS:-64}
 FLOOD_MAX_SECS=${FLOOD_MAX_SECS:-600}
 STARTS=${STARTS:-10}
+CRASHES=${CRASHES:-3}
+CRASH_FLOOD_SECS=${CRASH_FLOOD_SECS:-20}
 PASSES=${PASSES:-1}
 PORT=${PORT:-18090}
 SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
 # shellcheck source=benches/load/preflight.sh
 source benches/load/preflight.sh
-preflight scale.sh KEYS CONNECTIONS FLOOD_MAX_SECS STARTS PASSES PORT SERVER_CPU WRK_CPU
+preflight scale.sh KEYS CONNECTIONS FLOOD_MAX_SECS STARTS CRASHES CRASH_FLOOD_SECS PASSES PORT SERVER_CPU WRK_CPU
 unit_environment
 
 OURS_BIN=${OURS_BIN:-target/release/hitcounter}
@@ -72,8 +75,8 @@ fail() {
 }
 
 start_ours() {
-    env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPU" "$OURS_BIN" --bind "127.0.0.1:$PORT" --data-dir "$data" \
-        --cookie-window-secs 0 --new-pages-per-minute 0 --max-pages 0 2>>"$work/ours.log" &
+    env "${SERVER_ENV[@]}" HITCOUNTER_NEW_PAGES_PER_MINUTE=0 HITCOUNTER_MAX_PAGES=0 taskset -c "$SERVER_CPU" "$OURS_BIN" --bind "127.0.0.1:$PORT" --data-dir "$data" \
+        --cookie-window-secs 0 2>>"$work/ours.log" &
     ours_pid=$!
 }
 
@@ -219,6 +222,42 @@ cold_ms=$(printf '%s\n' "${starts_ms[@]}" | sort -g | awk '{ v[NR] = $1 } END {
     print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
 echo "    ms: ${starts_ms[*]}; median $cold_ms ms"
 
+echo
+echo "== start after kill -9 mid-flood: $CRASHES times, ${CRASH_FLOOD_SECS} s of new pages each, then exec to"
+echo "   the first answered /nocount"
+crash_ms=()
+for i in $(seq "$CRASHES"); do
+    start_ours
+    first_answer bench.example/ready >/dev/null
+    # New pages (bench.example/p<n>), so the crash leaves a journal and sled log to recover.
+    timeout $((CRASH_FLOOD_SECS + 30)) taskset -c "$WRK_CPU" \
+        wrk -t1 -c"$CONNECTIONS" -d"$((CRASH_FLOOD_SECS + 20))s" --timeout 10s -s benches/load/distinct.lua \
+        "http://127.0.0.1:$PORT" -- /count/tag.svg "$KEYS" >/dev/null 2>&1 &
+    wrk_pid=$!
+    sleep "$CRASH_FLOOD_SECS"
+    kill -KILL "$ours_pid"
+    wait "$ours_pid" 2>/dev/null || true
+    stop "$wrk_pid"
+    wrk_pid=""
+    journal_bytes=$(stat -c %s "$data/journal" 2>/dev/null || echo 0)
+    t0=$(date +%s%N)
+    start_ours
+    answer=$(first_answer "bench.example/f$((i * 7919 % KEYS))")
+    t1=$(date +%s%N)
+    crash_ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')")
+    echo "    crash $i: journal $journal_bytes B, start ${crash_ms[-1]} ms," \
+        "$(grep -c 'replayed the journal' "$work/ours.log" || true) replays logged so far"
+    if [[ $answer != "$PASSES" ]]; then
+        fail "a flood page answers '$answer' after a kill -9, not $PASSES"
+    fi
+    stop "$ours_pid"
+    ours_pid=""
+done
+crash_median_ms=$(printf '%s\n' "${crash_ms[@]}" | sort -g | awk '{ v[NR] = $1 } END {
+    print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
+crash_max_ms=$(printf '%s\n' "${crash_ms[@]}" | sort -g | tail -1)
+echo "    ms: ${crash_ms[*]}; median $crash_median_ms ms, slowest $crash_max_ms ms"
+
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || commit="$commit (uncommitted changes)"
 [[ $OURS_BIN == target/release/hitcounter ]] || commit="$commit, ours from $OURS_BIN"
@@ -240,6 +279,7 @@ fi
 echo "| hits stored after SIGTERM and reopen | ${S[sum]} of $hits | all | $( ((complete && S[sum] == hits)) && echo PASS || echo FAIL) |"
 echo "| disk per page after the final flush | $per_key B | ≤ 200 B | $(verdict "$per_key" "<=" 200) |"
 echo "| cold start, exec to first answer (median of $STARTS) | $cold_ms ms | ≤ 100 ms | $(verdict "$cold_ms" "<=" 100) |"
+echo "| start after kill -9 mid-flood (median, slowest of $CRASHES) | $crash_median_ms ms, $crash_max_ms ms | ≤ 3000 ms | $(verdict "$crash_max_ms" "<=" 3000) |"
 echo
 if ((failures > 0)); then
     echo "scale.sh: $failures check(s) FAILED" >&2
