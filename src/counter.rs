@@ -216,9 +216,8 @@ impl Counter {
     /// gives up when `stop` says so. Blocking: one scan of the pages.
     pub fn count_pages(&self, stop: impl Fn() -> bool) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
-        let made_before = self.pages.held();
         if let Some(stored) = self.store.with(|store| store.count_pages(stop))? {
-            self.pages.counted(stored, made_before);
+            self.pages.counted(stored);
             tracing::info!(
                 pages = stored,
                 secs = started.elapsed().as_secs_f64(),
