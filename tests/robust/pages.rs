@@ -27,6 +27,19 @@ async fn badge(
         .await?)
 }
 
+/// The status of one GET of the badge of `url` with `user_agent`.
+async fn status_of(
+    client: &reqwest::Client,
+    base: &str,
+    url: &str,
+    user_agent: &str,
+) -> Result<u16, BoxError> {
+    Ok(badge(client, base, url, user_agent)
+        .await?
+        .status()
+        .as_u16())
+}
+
 /// Waits, if need be, for a clock minute with at least 20 s left: allowances are per minute.
 async fn early_in_a_minute() {
     let second = std::time::SystemTime::now()
@@ -69,9 +82,7 @@ async fn past_max_pages_a_new_page_is_refused_and_known_pages_keep_counting() ->
         "nothing stored"
     );
     assert_eq!(
-        badge(&http, &server.base, "full.example/0", "t")
-            .await?
-            .status(),
+        status_of(&http, &server.base, "full.example/0", "t").await?,
         200
     );
     assert_eq!(
@@ -89,9 +100,7 @@ async fn past_max_pages_a_new_page_is_refused_and_known_pages_keep_counting() ->
         .await?;
     assert!(deleted.status().is_success(), "{}", deleted.status());
     assert_eq!(
-        badge(&http, &server.base, "full.example/new", "t")
-            .await?
-            .status(),
+        status_of(&http, &server.base, "full.example/new", "t").await?,
         200
     );
     server.stop().await?;
@@ -99,9 +108,7 @@ async fn past_max_pages_a_new_page_is_refused_and_known_pages_keep_counting() ->
     let server = TestServer::start(dir.path(), &args).await?;
     let started = std::time::Instant::now();
     loop {
-        let status = badge(&http, &server.base, "full.example/later", "t")
-            .await?
-            .status();
+        let status = status_of(&http, &server.base, "full.example/later", "t").await?;
         if status == 403 {
             break;
         }
@@ -150,16 +157,12 @@ async fn one_client_gets_a_few_new_pages_a_minute_and_github_s_proxy_more() -> T
     assert_eq!(server.count_of("flood.example/3").await?, 0);
     // Its known pages still count (within the rate limit), and another client makes new pages.
     assert_eq!(
-        badge(&attacker, &server.base, "flood.example/0", "x")
-            .await?
-            .status(),
+        status_of(&attacker, &server.base, "flood.example/0", "x").await?,
         200
     );
     assert_eq!(server.count_of("flood.example/0").await?, 2);
     assert_eq!(
-        badge(&other, &server.base, "other.example/a", "x")
-            .await?
-            .status(),
+        status_of(&other, &server.base, "other.example/a", "x").await?,
         200
     );
 
@@ -172,9 +175,7 @@ async fn one_client_gets_a_few_new_pages_a_minute_and_github_s_proxy_more() -> T
         assert_eq!(response.status(), 200, "proxied page {i}");
     }
     assert_eq!(
-        badge(&camo, &server.base, "readme.example/30", agent)
-            .await?
-            .status(),
+        status_of(&camo, &server.base, "readme.example/30", agent).await?,
         429
     );
     for _ in 0..6 {
