@@ -108,8 +108,8 @@ impl Counter {
                 },
             )
             .inspect_err(|err| {
-                if matches!(err, HitError::Store(_)) {
-                    self.health.refused();
+                if let HitError::Store(cause) = err {
+                    self.health.refused(cause);
                 }
             })?;
         if self.cache.is_full() {
@@ -123,7 +123,7 @@ impl Counter {
         let day = self.clock.today();
         self.cache
             .peek(key, day, || self.store.with(|store| store.load(key)))
-            .inspect_err(|_| self.health.refused())
+            .inspect_err(|cause| self.health.refused(cause))
     }
 
     /// Daily counts of `key` for the `days` days ending today, oldest first, zero days included.
@@ -134,7 +134,7 @@ impl Counter {
         let known = self
             .store
             .with(|store| store.days_of(key, first, today))
-            .inspect_err(|_| self.health.refused())?;
+            .inspect_err(|cause| self.health.refused(cause))?;
         // The cache's counts are never older than the store's: take the larger of the two.
         for (day, count) in known.into_iter().chain(self.cache.day_counts(key)) {
             if let Some(slot) = day

@@ -112,10 +112,6 @@ impl Error {
         let status = self.status();
         match &self {
             // Counted, and said once per interval by the flusher: not a line per request.
-            // Two pages with one id: never seen, and the page can never count, so said loudly.
-            Error::Store(cause @ StoreError::Collision { .. }) => {
-                tracing::error!(%cause, "a page is refused: its id is another page's")
-            }
             Error::Store(cause) => tracing::debug!(%cause, "store failed during a request"),
             other => tracing::debug!(reason = %other, "bad request"),
         }

@@ -188,9 +188,13 @@ impl Failures {
             return;
         }
         let refused = counter.health().take_refused();
-        if refused > 0 {
+        if refused.count > 0 {
             self.logged = Some(Instant::now());
-            tracing::error!(refused, "requests failed on the store since the last line");
+            tracing::error!(
+                refused = refused.count,
+                last_cause = refused.last_cause.as_deref().unwrap_or_default(),
+                "requests failed on the store since the last line"
+            );
         }
     }
 
@@ -205,7 +209,7 @@ impl Failures {
                 cause = %err,
                 failed_flushes = self.attempts,
                 unsaved_hits = counter.health().not_durable(),
-                refused_requests = counter.health().take_refused(),
+                refused_requests = counter.health().take_refused().count,
                 "durable writes are failing: answered hits are kept in memory and flushes retried"
             );
         }

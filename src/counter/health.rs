@@ -1,8 +1,8 @@
 //! Whether durable writes work: since when and why they fail, how many answered hits are not
 //! durable yet, and how many were lost; read by `/healthz` and `/metrics`, said by the flusher.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::telemetry;
@@ -15,8 +15,18 @@ pub struct Health {
     failure: Mutex<Option<Failure>>,
     /// Answered hits not yet durable, as of the last failed flush (0 while flushes succeed).
     not_durable: AtomicU64,
-    /// Requests refused because the store failed, since the flusher last said so.
-    refused: AtomicU64,
+    /// Requests refused because the store failed since the flusher last said so, and the last
+    /// one's cause. A mutex: taken only when a request fails, and by the flusher.
+    refused: Mutex<Refused>,
+}
+
+/// Requests refused because the store failed, and why the last one was.
+#[derive(Debug, Default)]
+pub struct Refused {
+    /// How many.
+    pub count: u64,
+    /// The last one's cause.
+    pub last_cause: Option<String>,
 }
 
 /// An ongoing failure of durable writes.
@@ -63,14 +73,18 @@ impl Health {
     }
 
     /// Counts a request refused because the store failed.
-    pub(super) fn refused(&self) {
-        self.refused.fetch_add(1, Ordering::Relaxed);
+    pub(super) fn refused(&self, cause: &impl std::fmt::Display) {
+        {
+            let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+            refused.count += 1;
+            refused.last_cause = Some(cause.to_string());
+        }
         telemetry::store_failed("request", self.not_durable());
     }
 
     /// Requests refused since the last call, for the flusher's summary line.
-    pub fn take_refused(&self) -> u64 {
-        self.refused.swap(0, Ordering::Relaxed)
+    pub fn take_refused(&self) -> Refused {
+        std::mem::take(&mut *self.refused.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The ongoing failure, if durable writes fail now.
