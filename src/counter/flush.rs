@@ -13,8 +13,8 @@ use crate::telemetry;
 /// reads the counts tree (the top sites, exports of a stopped server) is at most this far behind.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 /// Checkpoint once this many bytes were journaled since the last one (about 20 bytes more than
-/// its URL per flushed page), so the journal's disk space and replay after a crash stay bounded:
-/// with 64 MiB, about 1.5 million entries, replayed in about two seconds.
+/// its URL per flushed page), so the journal's disk space and its replay after a crash stay
+/// bounded.
 const CHECKPOINT_BYTES: usize = 64 * 1024 * 1024;
 
 /// What has happened since the last checkpoint, which decides when the next one is due.

@@ -25,7 +25,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use super::batch::{Batch, entries};
-use super::{DayCount, Store, StoreError};
+use super::{DayCount, Store, StoreError, in_id_order};
 
 mod read;
 use read::{Header, Reading, read};
@@ -129,17 +129,32 @@ impl Store {
             Header::Garbled => true,
             Header::Stale | Header::Empty => return Ok(0),
         };
-        let mut replayed = 0;
-        for payload in &reading.payloads {
-            for entry in entries(payload) {
-                let (key, stored) = entry?;
-                if only_raise && self.get(key)?.is_some_and(|total| total >= stored.total) {
-                    continue;
-                }
-                self.put_counts([(key, stored)])?;
-                replayed += 1;
+        let mut malformed = Ok(());
+        let entries = (reading.payloads.iter().flat_map(|payload| entries(payload)))
+            .map_while(|entry| entry.map_err(|err| malformed = Err(err)).ok());
+        let mut latest = in_id_order(entries);
+        malformed?;
+        // A key's entries are next to each other, in journal order: keep its last (or largest).
+        latest.dedup_by(|later, earlier| {
+            if later.1 != earlier.1 {
+                return false;
             }
+            if !only_raise || later.2.total >= earlier.2.total {
+                *earlier = *later;
+            }
+            true
+        });
+        if only_raise {
+            let mut raising = Vec::with_capacity(latest.len());
+            for entry in latest {
+                if self.get(entry.1)?.is_none_or(|total| total < entry.2.total) {
+                    raising.push(entry);
+                }
+            }
+            latest = raising;
         }
+        let replayed = latest.len();
+        self.put_counts(latest)?;
         Ok(replayed)
     }
 
@@ -172,7 +187,7 @@ impl Store {
         let mut journal = self.lock_journal();
         let journal = journal.as_mut().ok_or_else(not_open)?;
         self.put(&[], retired)?;
-        self.put_counts(latest.in_key_order())?;
+        self.put_counts(latest.in_id_order())?;
         self.advance(journal)
     }
 
