@@ -13,9 +13,8 @@
 //! ```
 //!
 //! With `--floor` it is instead the floor under hitcounter's counting endpoints: it takes the
-//! request apart as `routes::counting` does (path, method, query, headers: handed over by an
-//! HTTP/1 connection, [`hitcounter::handoff`], or else by the same warp filters; the peer is in
-//! the filter, made per connection) and answers with hitcounter's headers and a badge of hitcounter's size (or the text
+//! request apart as `routes::counting` does (path, method, query, headers, by the same warp
+//! filters; the peer is in the filter, made per connection) and answers with hitcounter's headers and a badge of hitcounter's size (or the text
 //! reply's), but does none of hitcounter's work. `benches/load.sh` (`FLOOR=1`) and
 //! `benches/instructions.sh` measure it beside the other two, to show which part of the gap to the
 //! ceiling is the filters and the reply every counting server on this stack needs, and which is
@@ -27,13 +26,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use clap::Parser;
-use hitcounter::handoff::{Handoff, HandoffService};
 use hitcounter::serve::serve as serve_connections;
 use hitcounter::serve::{Caps, Options, Timeouts};
 use warp::Filter;
 use warp::http::HeaderMap;
-use warp::http::{Method, Request, StatusCode};
-use warp::hyper::body::Incoming;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 /// A fixed flat badge, "hits | 42", about 200 bytes: the size of a small real one.
@@ -98,11 +95,7 @@ async fn serve() -> ExitCode {
     if args.floor {
         let rest = badge.map(warp::Reply::into_response);
         let replies = floor_replies();
-        let service_for = |peer| {
-            let handoff = Handoff::new();
-            let routes = floor(&replies, peer, handoff.clone()).or(rest).unify();
-            HandoffService::new(warp::service(routes), handoff, take_floor::<Incoming>)
-        };
+        let service_for = |peer| warp::service(floor(&replies, peer).or(rest).unify());
         serve_connections(listener, service_for, forever, options()).await;
     } else {
         serve_connections(listener, |_| warp::service(badge), forever, options()).await;
@@ -127,22 +120,6 @@ fn floor_replies() -> Arc<[(&'static str, Bytes); 2]> {
     ])
 }
 
-/// What the floor's connection hands its route ([`hitcounter::handoff`]), as hitcounter's does:
-/// whether the reply is a badge, the method, the query and the headers.
-type FloorParts = (bool, Method, String, HeaderMap);
-
-/// The floor's parts of `request`, taken out of it, if its path is one of hitcounter's counting
-/// endpoints served here (`None`, the request left whole, for any other).
-fn take_floor<B>(request: &mut Request<B>) -> Option<FloorParts> {
-    let is_svg = floor_is_svg(request.uri().path())?;
-    Some((
-        is_svg,
-        request.method().clone(),
-        request.uri().query().unwrap_or_default().to_owned(),
-        std::mem::take(request.headers_mut()),
-    ))
-}
-
 /// Whether the floor's reply to `path` is a badge (or the text reply); `None` for a path that is
 /// not one of hitcounter's counting endpoints served here.
 fn floor_is_svg(path: &str) -> Option<bool> {
@@ -153,24 +130,14 @@ fn floor_is_svg(path: &str) -> Option<bool> {
     }
 }
 
-/// `--floor`: what hitcounter's counting route takes, the same way (handed over by the
-/// connection, or else by the same filters in the same order), for a connection from `peer`, and
-/// a reply of its shape: hitcounter's headers and a fixed body.
+/// `--floor`: what hitcounter's counting route takes, by the same filters in the same order, for
+/// a connection from `peer`, and a reply of its shape: hitcounter's headers and a fixed body.
 fn floor(
     replies: &Arc<[(&'static str, Bytes); 2]>,
     peer: SocketAddr,
-    handoff: Handoff<FloorParts>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
     let replies = Arc::clone(replies);
-    let reply = move |(is_svg, method, query, request): FloorParts| {
-        // Everything hitcounter is handed, and nothing done with it.
-        std::hint::black_box((method, query, peer, request));
-        // Made as hitcounter makes its replies: the body and its header template.
-        let (content_type, body) = &replies[usize::from(is_svg)];
-        hitcounter::error::reply(StatusCode::OK, content_type, body.clone())
-    };
-    let handed = Handoff::answer(Some(handoff), reply.clone());
-    let extracted = warp::path::full()
+    warp::path::full()
         .and(warp::method())
         .and_then(|path: warp::path::FullPath, method: Method| {
             std::future::ready(
@@ -187,10 +154,13 @@ fn floor(
         )
         .map(
             move |(is_svg, method): (bool, Method), query: String, request: HeaderMap| {
-                reply((is_svg, method, query, request))
+                // Everything hitcounter takes, and nothing done with it.
+                std::hint::black_box((method, query, peer, request));
+                // Made as hitcounter makes its replies: the body and its header template.
+                let (content_type, body) = &replies[usize::from(is_svg)];
+                hitcounter::error::reply(StatusCode::OK, content_type, body.clone())
             },
-        );
-    handed.or(extracted).unify()
+        )
 }
 
 /// hitcounter's default timeouts, so that the ceiling pays for them as hitcounter does.

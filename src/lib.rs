@@ -44,7 +44,6 @@ pub mod error;
 pub mod format;
 pub mod guard;
 pub mod handlers;
-pub mod handoff;
 pub mod headers;
 pub mod key;
 pub mod memory;

@@ -16,14 +16,11 @@ use warp::{Filter, Rejection};
 
 use crate::error;
 use crate::handlers::{App, Visit};
-use crate::handoff::{Handoff, HandoffService};
 use crate::headers;
 use crate::web;
 use crate::{admin, reports, telemetry};
 
 mod counting;
-
-use counting::Counted;
 
 /// One endpoint's filter, boxed: a dynamic call per request keeps the route tree's type small
 /// enough for the compiler (an unboxed tree of a dozen endpoints overflows its recursion limit).
@@ -91,17 +88,7 @@ impl Routes {
         &self,
         peer: Option<SocketAddr>,
     ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
-        self.for_connection(peer, None)
-    }
-
-    /// [`Routes::for_peer`], whose counting route takes a request's parts from `handoff` when
-    /// its connection left them there.
-    fn for_connection(
-        &self,
-        peer: Option<SocketAddr>,
-        handoff: Option<Handoff<Counted>>,
-    ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
-        counting::route(&self.app, peer, handoff)
+        counting::route(&self.app, peer)
             .or(self.admin_for(peer))
             .unify()
             .or(self.others.clone())
@@ -132,8 +119,8 @@ impl Routes {
             .boxed()
     }
 
-    /// The service for a connection from `peer`: the routes of [`Routes::for_peer`], with each
-    /// HTTP/1 counting request's parts moved to them rather than copied ([`crate::handoff`]).
+    /// The service for a connection from `peer`, on every HTTP version: the filter of
+    /// [`Routes::for_peer`].
     pub fn service_for(
         &self,
         peer: SocketAddr,
@@ -141,9 +128,7 @@ impl Routes {
     + Clone
     + Send
     + use<> {
-        let handoff = Handoff::new();
-        let routes = warp::service(self.for_connection(Some(peer), Some(handoff.clone())));
-        HandoffService::new(routes, handoff, counting::take::<Incoming>)
+        warp::service(self.for_peer(Some(peer)))
     }
 }
 

@@ -918,9 +918,8 @@ fn split_answers(mut bytes: &[u8], methods: &[&str]) -> Result<Vec<RawAnswer>, c
     Ok(answers)
 }
 
-// An HTTP/1 connection hands each counting request's parts to the counting route (see
-// `src/handoff.rs`): pipelined on one connection, every request gets its own headers, method and
-// query, and the other routes still see all of theirs.
+// Pipelined on one connection, every request gets its own headers, method and query, on the
+// counting routes and the others alike.
 #[tokio::test]
 async fn pipelined_requests_on_one_connection_each_get_their_own_parts() -> TestResult {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,18 +1,16 @@
-//! The counting endpoints' route, and the parts of a counting request that an HTTP/1 connection
-//! hands it ([`crate::handoff`]) rather than have warp's filters copy them out.
+//! The counting endpoints' route: one filter for the eight counting paths.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use warp::http::Method;
 use warp::http::header::{self, HeaderMap};
-use warp::http::{Method, Request};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::query_and_headers;
 use crate::error;
 use crate::handlers::{self, App, Render, Visit};
-use crate::handoff::Handoff;
 use crate::headers;
 use crate::telemetry;
 
@@ -28,20 +26,14 @@ use crate::telemetry;
 /// filters in turn (that chain and its allocations showed in the request profile). Another
 /// method than GET or HEAD gets 405 here, but OPTIONS, which the preflight answers, and any
 /// other path are left to the other routes.
-///
-/// On an HTTP/1 connection the request's parts come from its connection ([`take`], by
-/// [`crate::handoff`]); otherwise warp's filters extract them.
 pub(super) fn route(
     app: &Arc<App>,
     peer: Option<SocketAddr>,
-    handoff: Option<Handoff<Counted>>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     let app = Arc::clone(app);
-    let answer = move |counted: Counted| answer(&app, peer, counted);
-    let handed = Handoff::answer(handoff, answer.clone());
     // `map` with the state captured, not `with_state` and `then`: the handler is synchronous, and
     // each `and` or `then` layer moves the request's state along once more (~500 instructions).
-    let extracted = warp::path::full()
+    warp::path::full()
         .and(warp::method())
         // A ready future, not an `async` block: nothing here waits.
         .and_then(|path: warp::path::FullPath, method: Method| {
@@ -53,14 +45,17 @@ pub(super) fn route(
         })
         .and(query_and_headers())
         .map(move |(endpoint, method), query, headers| {
-            answer(Counted {
-                endpoint,
-                method,
-                query,
-                headers,
-            })
-        });
-    handed.or(extracted).unify()
+            answer(
+                &app,
+                peer,
+                Counted {
+                    endpoint,
+                    method,
+                    query,
+                    headers,
+                },
+            )
+        })
 }
 
 /// Answers a counting request from `peer`.
@@ -90,24 +85,11 @@ fn answer(app: &App, peer: Option<SocketAddr>, counted: Counted) -> Response {
 
 /// A counting request's parts: its endpoint (as [`endpoint`] names it), method, raw
 /// query string (empty if none) and headers.
-pub(super) struct Counted {
+struct Counted {
     endpoint: (&'static str, bool, Render),
     method: Method,
     query: String,
     headers: HeaderMap,
-}
-
-/// The parts of `request` if it is for a counting endpoint, taken out of it (its headers are left
-/// empty); `None`, the request left whole, for any other. What an HTTP/1 connection hands to
-/// its counting filter ([`super::Routes::service_for`]).
-pub(super) fn take<B>(request: &mut Request<B>) -> Option<Counted> {
-    let endpoint = endpoint(request.uri().path(), request.method())?;
-    Some(Counted {
-        endpoint,
-        method: request.method().clone(),
-        query: request.uri().query().unwrap_or_default().to_owned(),
-        headers: std::mem::take(request.headers_mut()),
-    })
 }
 
 /// The counting endpoint a request of `method` to `path` is for: its metric name, whether it
