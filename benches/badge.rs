@@ -3,7 +3,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use hitcounter::badge::{self, Look, Style};
+use hitcounter::render::badge::{self, Look, Style};
 
 fn rendering(c: &mut Criterion) {
     let mut group = c.benchmark_group("badge::render");

@@ -7,7 +7,7 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, 
 use std::sync::Arc;
 
 use hitcounter::clock::SystemClock;
-use hitcounter::counter::Counter;
+use hitcounter::counting::Counter;
 use hitcounter::store::Store;
 
 /// A counter over a store in a fresh temporary directory (kept alive beside it).

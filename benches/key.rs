@@ -3,7 +3,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use hitcounter::key::normalise;
+use hitcounter::request::key::normalise;
 
 fn normalisation(c: &mut Criterion) {
     let mut group = c.benchmark_group("key::normalise");

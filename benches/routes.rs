@@ -9,12 +9,12 @@ use clap::Parser;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use hitcounter::Config;
 use hitcounter::clock::{Clock, SystemClock};
-use hitcounter::cookie::AntiRefresh;
-use hitcounter::counter::Counter;
-use hitcounter::handlers::App;
-use hitcounter::routes;
+use hitcounter::counting::Counter;
+use hitcounter::counting::top::{Latest, Limits};
+use hitcounter::endpoints::count::App;
+use hitcounter::http::routes;
+use hitcounter::request::cookie::AntiRefresh;
 use hitcounter::store::Store;
-use hitcounter::top::{Latest, Limits};
 
 /// The state `hitcounter::run` builds, over a store in `dir`, with the default settings.
 fn app(dir: &Path) -> Arc<App> {
@@ -54,11 +54,11 @@ fn app(dir: &Path) -> Arc<App> {
         counter,
         cookies,
         clock,
-        keys: hitcounter::key::Memo::new(4096),
+        keys: hitcounter::request::key::Memo::new(4096),
         top,
         dedupe: None,
         rate_limit: None,
-        new_pages: Some(hitcounter::guard::RateLimit::new(
+        new_pages: Some(hitcounter::request::guards::RateLimit::new(
             settings.new_pages_per_minute,
             settings.rate_limit_capacity,
         )),

@@ -1,7 +1,7 @@
 //! The ceiling for `benches/load.sh`: the fastest a badge server can be on this stack.
 //!
 //! The same stack and runtime settings as `hitcounter` (warp 0.4 filters served by the same
-//! accept loop, [`hitcounter::serve`], on tokio's default multi-thread runtime, and the same
+//! accept loop, [`hitcounter::http::accept`], on tokio's default multi-thread runtime, and the same
 //! allocator settings, [`hitcounter::memory`]), but every
 //! request, whatever its method or path, gets one fixed ~200-byte SVG badge and nothing else: no routing, no key, no counting, no rendering, no
 //! logging. Our throughput divided by this one's, on the same core, is how much of the stack's
@@ -26,8 +26,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use clap::Parser;
-use hitcounter::serve::serve as serve_connections;
-use hitcounter::serve::{Caps, Options, Timeouts};
+use hitcounter::http::accept::serve as serve_connections;
+use hitcounter::http::accept::{Caps, Options, Timeouts};
 use warp::Filter;
 use warp::http::HeaderMap;
 use warp::http::{Method, StatusCode};
@@ -115,7 +115,7 @@ fn floor_replies() -> Arc<[(&'static str, Bytes); 2]> {
         ),
         (
             "image/svg+xml",
-            hitcounter::badge::render(&Default::default(), message).into(),
+            hitcounter::render::badge::render(&Default::default(), message).into(),
         ),
     ])
 }
@@ -158,7 +158,7 @@ fn floor(
                 std::hint::black_box((method, query, peer, request));
                 // Made as hitcounter makes its replies: the body and its header template.
                 let (content_type, body) = &replies[usize::from(is_svg)];
-                hitcounter::error::reply(StatusCode::OK, content_type, body.clone())
+                hitcounter::http::error::reply(StatusCode::OK, content_type, body.clone())
             },
         )
 }

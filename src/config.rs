@@ -9,9 +9,9 @@ use clap::{Parser, ValueEnum};
 
 use ipnet::IpNet;
 
-use crate::badge::{MissingCount, Template};
-use crate::guard::UrlRules;
-use crate::top::{DEFAULT_IGNORE, Ranking};
+use crate::counting::top::{DEFAULT_IGNORE, Ranking};
+use crate::render::badge::{MissingCount, Template};
+use crate::request::guards::UrlRules;
 
 /// A self-hosted page-view counter: every view of a page bumps a durable count, served as an SVG
 /// badge or as plain text.

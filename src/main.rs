@@ -8,8 +8,8 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 /// Logging when `RUST_LOG` is unset: our own events at info. Connection errors (one for every
-/// malformed request a bot sends) are debug lines of `hitcounter::serve`, shown when asked for,
-/// e.g. `RUST_LOG=info,hitcounter::serve=debug`.
+/// malformed request a bot sends) are debug lines of `hitcounter::http::accept`, shown when asked for,
+/// e.g. `RUST_LOG=info,hitcounter::http::accept=debug`.
 const DEFAULT_LOG: &str = "info";
 
 fn main() -> ExitCode {
@@ -46,7 +46,7 @@ async fn serve() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
         )
         .init();
-    match hitcounter::serve::raise_open_files_limit() {
+    match hitcounter::http::accept::raise_open_files_limit() {
         Ok(limit) => tracing::debug!(limit, "open files limit"),
         // Under a unit that forbids setrlimit, LimitNOFILE= has set it already.
         Err(err) => tracing::debug!(cause = %err, "cannot raise the open files limit"),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::clock::{date, day_from_date};
-use crate::key;
+use crate::request::key;
 use crate::store::{Merge, Store, StoreError};
 
 /// Records applied per atomic batch.

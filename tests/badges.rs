@@ -7,8 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{BoxError, TestResult, TestServer, encode};
-use hitcounter::badge::{self, Color, Look, Style};
 use hitcounter::clock::{DAY_MS, ManualClock, date};
+use hitcounter::render::badge::{self, Color, Look, Style};
 use proptest::prelude::*;
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{BoxError, Process, TestResult, encode};
-use hitcounter::cookie::AntiRefresh;
-use hitcounter::key::normalise;
+use hitcounter::request::cookie::AntiRefresh;
+use hitcounter::request::key::normalise;
 use proptest::prelude::*;
 use rand::RngExt;
 
@@ -86,7 +86,7 @@ fn server_args() -> Vec<String> {
 }
 
 /// Info logs plus the flusher's per-flush line with its duration (for the failure messages).
-const LOAD_LOG: &str = "info,hitcounter::counter=debug";
+const LOAD_LOG: &str = "info,hitcounter::counting=debug";
 
 /// One acknowledged hit: a 200 whose body is the key's new total.
 struct Ack {

@@ -73,7 +73,7 @@ async fn admin_brute_force_is_locked_out_per_client_and_the_right_token_still_wo
             .body("5")
             .send()
     };
-    for _ in 0..hitcounter::admin::FAILURES_PER_MINUTE {
+    for _ in 0..hitcounter::endpoints::admin::FAILURES_PER_MINUTE {
         assert_eq!(put(&attacker, "wrong").await?.status(), 401);
     }
     for token in ["wrong", "t0ken"] {

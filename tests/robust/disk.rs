@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use hitcounter::clock::ManualClock;
-use hitcounter::counter::Counter;
+use hitcounter::counting::Counter;
 use hitcounter::store::Store;
 use rand::RngExt;
 

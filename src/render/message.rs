@@ -2,8 +2,8 @@
 
 use std::str::FromStr;
 
-use crate::badge::Invalid;
-use crate::cache::Counts;
+use crate::counting::cache::Counts;
+use crate::render::badge::Invalid;
 
 /// How a number is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

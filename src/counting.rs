@@ -8,15 +8,17 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::cache::{Cache, Counts};
 use crate::clock::Clock;
+use crate::counting::cache::{Cache, Counts};
 use crate::store::{Store, StoreError};
 
+pub mod cache;
 mod flush;
 mod flusher;
 mod health;
 mod held;
 mod pages;
+pub mod top;
 pub use flush::FlushReport;
 use flush::SinceCheckpoint;
 pub use flusher::spawn_flusher;

@@ -9,9 +9,9 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::query_and_headers;
-use crate::error;
-use crate::handlers::{self, App, Render, Visit};
-use crate::headers;
+use crate::endpoints::count::{self, App, Render, Visit};
+use crate::http::error;
+use crate::http::headers;
 use crate::telemetry;
 
 /// The counting endpoints, all `GET|HEAD` with `?url=…` or a Referer:
@@ -74,7 +74,7 @@ fn answer(app: &App, peer: Option<SocketAddr>, counted: Counted) -> Response {
         headers,
     };
     let response = if visit.method == Method::GET || visit.method == Method::HEAD {
-        handlers::count(app, &visit, counting, render)
+        count::count(app, &visit, counting, render)
     } else {
         error::Error::MethodNotAllowed.into_response(render.output())
     };

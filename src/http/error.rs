@@ -9,9 +9,9 @@ use warp::http::StatusCode;
 use warp::http::header::{self, HeaderValue};
 use warp::reply::Response;
 
-use crate::badge;
-use crate::counter::HitError;
-use crate::key::KeyError;
+use crate::counting::HitError;
+use crate::render::badge;
+use crate::request::key::KeyError;
 use crate::store::StoreError;
 
 /// Why a request failed.
@@ -160,11 +160,11 @@ impl Error {
 }
 
 /// A reply with `status`, a static content type and `body`, and the common headers
-/// ([`crate::headers`]) already.
+/// ([`crate::http::headers`]) already.
 pub fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response {
     let mut response = Response::new(body.into().into());
     *response.status_mut() = status;
-    *response.headers_mut() = crate::headers::for_reply(content_type);
+    *response.headers_mut() = crate::http::headers::for_reply(content_type);
     response
 }
 

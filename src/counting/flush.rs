@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::Counter;
-use crate::cache::Take;
+use crate::counting::cache::Take;
 use crate::store::{DayCount, StoreError};
 use crate::telemetry;
 

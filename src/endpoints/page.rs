@@ -11,7 +11,7 @@ use warp::http::header::{self, HeaderValue};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::routes::get_or_head;
+use crate::http::routes::get_or_head;
 
 /// Every file of `web/`, embedded at build time.
 static WEB: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/web");

@@ -7,10 +7,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::clock;
-use crate::error::{Error, Output, reply};
-use crate::handlers::{App, Visit, json, target_key};
-use crate::params::Query;
-use crate::sparkline;
+use crate::endpoints::count::{App, Visit, json, target_key};
+use crate::http::error::{Error, Output, reply};
+use crate::render::chart;
+use crate::request::query::Query;
 
 #[derive(Serialize)]
 struct HistoryBody<'a> {
@@ -48,7 +48,7 @@ pub fn history_svg(app: &App, visit: &Visit) -> Response {
         reply(
             StatusCode::OK,
             "image/svg+xml",
-            sparkline::render(&key, &counts, total),
+            chart::render(&key, &counts, total),
         )
     });
     answer.unwrap_or_else(|err| err.into_response(Output::Svg))

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
-use crate::counter::Counter;
+use crate::counting::Counter;
 use crate::store::{Store, StoreError};
 use crate::telemetry;
 

@@ -1,5 +1,5 @@
 //! HTTP routes: one warp filter per endpoint and the state they get; every response gets the
-//! common headers of [`crate::headers`]. What an endpoint does lives in [`crate::handlers`].
+//! common headers of [`crate::http::headers`]. What an endpoint does lives in [`crate::endpoints::count`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,11 +14,12 @@ use warp::hyper::body::Incoming;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::error;
-use crate::handlers::{App, Visit};
-use crate::headers;
-use crate::web;
-use crate::{admin, reports, telemetry};
+use crate::endpoints::count::{App, Visit};
+use crate::endpoints::page;
+use crate::endpoints::{admin, reports};
+use crate::http::error;
+use crate::http::headers;
+use crate::telemetry;
 
 mod counting;
 
@@ -27,7 +28,7 @@ mod counting;
 pub(crate) type Route = BoxedFilter<(Response,)>;
 
 /// Every route, with the common headers and the one `recover` for warp's rejections, made once;
-/// [`Routes::service_for`] gives the service one connection is served with ([`crate::serve`]),
+/// [`Routes::service_for`] gives the service one connection is served with ([`crate::http::accept`]),
 /// [`Routes::for_peer`] the filter it serves (as `warp::test` takes it).
 ///
 /// The counting endpoints carry nearly all the traffic, so they sit first and unboxed, at the top
@@ -63,7 +64,7 @@ impl Routes {
         }
         others.push(named("preflight", preflight().boxed()));
         // Last: it answers any other GET path that names an embedded file.
-        others.push(named("web", web::files().boxed()));
+        others.push(named("web", page::files().boxed()));
         let others = others
             .into_iter()
             .reduce(|first, second| first.or(second).unify().boxed())

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::badge::escape;
+use crate::render::badge::escape;
 
 const WIDTH: u32 = 240;
 const HEIGHT: u32 = 48;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use ipnet::IpNet;
 
-use crate::guard::client_group;
+use crate::request::guards::client_group;
 
 /// What a server's connections are capped at.
 #[derive(Debug, Clone)]

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use shields::{Font, get_text_width};
 
-use crate::badge::{self, Look};
-use crate::body;
+use crate::render::badge::{self, Look};
+use crate::render::bodies;
 
 /// Stamps kept at most (about 1.3 KB each); the memo starts afresh when full.
 const CAPACITY: usize = 256;
@@ -78,7 +78,7 @@ fn write(stamps: &RwLock<Vec<Stamp>>) -> RwLockWriteGuard<'_, Vec<Stamp>> {
 /// shape is this one copied whole, with its message written over each place: one copy of the
 /// badge and a few small writes (appending it piece by piece between the places took a third
 /// more instructions). The copy is skipped when the reused buffer holds one of this stamp's badges
-/// already ([`body::filled`]), as it does for a busy page.
+/// already ([`bodies::filled`]), as it does for a busy page.
 #[derive(Debug)]
 struct Stamp {
     /// The message with every digit written `0`.
@@ -90,7 +90,7 @@ struct Stamp {
     /// The part of the message written at each place (its first digit to its last).
     slot: std::ops::Range<usize>,
     /// Names this stamp's badges to the body pool, which may hand back a buffer holding one.
-    template: body::Template,
+    template: bodies::Template,
 }
 
 /// [`badge::render`]: the same bytes, from a stamp when one fits.
@@ -169,7 +169,7 @@ impl Stamp {
                 svg: svg.as_bytes().into(),
                 places: Vec::new(),
                 slot: 0..0,
-                template: body::Template::unique(),
+                template: bodies::Template::unique(),
             });
         };
         let other: String = message
@@ -217,7 +217,7 @@ impl Stamp {
             svg: svg.as_bytes().into(),
             places,
             slot,
-            template: body::Template::unique(),
+            template: bodies::Template::unique(),
         })
     }
 
@@ -227,7 +227,7 @@ impl Stamp {
             .as_bytes()
             .get(self.slot.clone())
             .unwrap_or_default();
-        body::filled(self.template, self.svg.len(), |svg, holds_a_badge| {
+        bodies::filled(self.template, self.svg.len(), |svg, holds_a_badge| {
             // A buffer that holds one of this stamp's badges differs from this one only at the
             // places, which are all written below.
             if !holds_a_badge {
@@ -247,7 +247,7 @@ impl Stamp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::badge::{Color, Style};
+    use crate::render::badge::{Color, Style};
 
     fn looks() -> Vec<Look> {
         let mut looks = Vec::new();

@@ -17,11 +17,11 @@ use warp::http::header::{self, HeaderValue};
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
-use crate::error::{Error, Output, reply};
-use crate::guard::{client_group, client_ip};
-use crate::handlers::{App, target_key};
-use crate::params::Query;
-use crate::routes::{Route, get_or_head, optional_header, with_state};
+use crate::endpoints::count::{App, target_key};
+use crate::http::error::{Error, Output, reply};
+use crate::http::routes::{Route, get_or_head, optional_header, with_state};
+use crate::request::guards::{client_group, client_ip};
+use crate::request::query::Query;
 use crate::transfer;
 
 mod lockout;
@@ -116,7 +116,7 @@ fn set_count(app: &Arc<App>, peer: Option<SocketAddr>) -> Route {
                 Some(Denied(None)) => return Ok(Error::Unauthorized.into_response(Output::Text)),
                 None => {}
             }
-            crate::error::rejection_reply(rejection).await
+            crate::http::error::rejection_reply(rejection).await
         })
         .unify();
     warp::path!("admin" / "count")

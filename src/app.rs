@@ -10,15 +10,15 @@ use tokio::sync::{Notify, watch};
 use crate::clock::{Clock, SystemClock};
 use crate::config::DedupeMode;
 use crate::config::{Config, ConfigError};
-use crate::cookie::AntiRefresh;
-use crate::counter::{Counter, spawn_flusher};
-use crate::guard::{Dedupe, RateLimit};
-use crate::handlers::App;
-use crate::routes;
-use crate::serve;
+use crate::counting::top::{Latest, Limits, spawn_refresher};
+use crate::counting::{Counter, spawn_flusher};
+use crate::endpoints::count::App;
+use crate::http::accept;
+use crate::http::routes;
+use crate::request::cookie::AntiRefresh;
+use crate::request::guards::{Dedupe, RateLimit};
 use crate::store::{OpenError, Store, StoreError};
 use crate::telemetry;
-use crate::top::{Latest, Limits, spawn_refresher};
 
 /// Targets whose keys are remembered (each at most 256 bytes: under 2 MiB in all).
 const KEY_MEMO_CAPACITY: usize = 4096;
@@ -140,7 +140,7 @@ pub async fn run_with_clock(
         counter,
         cookies,
         clock,
-        keys: crate::key::Memo::new(KEY_MEMO_CAPACITY),
+        keys: crate::request::key::Memo::new(KEY_MEMO_CAPACITY),
         top,
         dedupe,
         rate_limit,
@@ -161,13 +161,13 @@ pub async fn run_with_clock(
     };
     let routes = routes::Routes::new(Arc::clone(&app));
     let service_for = move |peer| routes.service_for(peer);
-    let options = serve::Options {
-        timeouts: serve::Timeouts {
+    let options = accept::Options {
+        timeouts: accept::Timeouts {
             header: app.settings.header_timeout,
             idle: app.settings.idle_timeout,
         },
-        caps: serve::Caps {
-            total: (app.settings.max_connections).unwrap_or_else(serve::default_total),
+        caps: accept::Caps {
+            total: (app.settings.max_connections).unwrap_or_else(accept::default_total),
             per_client: app.settings.max_connections_per_ip,
             ipv6_prefix: app.settings.ipv6_prefix,
             exempt: if app.settings.trust_proxy {
@@ -178,7 +178,7 @@ pub async fn run_with_clock(
         },
         http2: app.settings.http2,
     };
-    let serve = serve::serve(listener, service_for, signal, options);
+    let serve = accept::serve(listener, service_for, signal, options);
     tokio::select! {
         () = serve => {}
         () = async { shutting_down.notified().await; tokio::time::sleep(grace).await } => {

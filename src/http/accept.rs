@@ -81,7 +81,7 @@ impl Options {
 }
 
 /// Serves on `listener`, until `shutdown` resolves, the service `service_for` makes for each
-/// connection's peer: for hitcounter, [`Routes::service_for`](crate::routes::Routes::service_for).
+/// connection's peer: for hitcounter, [`Routes::service_for`](crate::http::routes::Routes::service_for).
 /// Then it stops accepting, asks every open connection to finish its current request and close,
 /// and returns when all have closed.
 pub async fn serve<S>(

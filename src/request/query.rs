@@ -3,9 +3,9 @@
 
 use std::borrow::Cow;
 
-use crate::badge::{Color, DEFAULT_LABEL, Invalid, Look, MAX_LABEL_CHARS, Style};
-use crate::error::Error;
-use crate::format::{NumberFormat, Show};
+use crate::http::error::Error;
+use crate::render::badge::{Color, DEFAULT_LABEL, Invalid, Look, MAX_LABEL_CHARS, Style};
+use crate::render::message::{NumberFormat, Show};
 
 /// Days of history when `days` is not given.
 pub const DEFAULT_HISTORY_DAYS: u32 = 30;

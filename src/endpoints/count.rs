@@ -13,22 +13,22 @@ use warp::http::header::{self, HeaderMap, HeaderValue};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-use crate::badge;
-use crate::cache::Counts;
 use crate::clock::Clock;
 use crate::config::{CookieSecure, DedupeMode, Settings};
-use crate::cookie::AntiRefresh;
-use crate::counter::{Counter, HitError};
-use crate::error::{Error, Output, reply};
-use crate::format::{self, NumberFormat, Show};
-use crate::guard::{
+use crate::counting::cache::Counts;
+use crate::counting::top::Latest;
+use crate::counting::{Counter, HitError};
+use crate::http::error::{Error, Output, reply};
+use crate::render::badge;
+use crate::render::message::{self, NumberFormat, Show};
+use crate::render::stamp;
+use crate::request::cookie::AntiRefresh;
+use crate::request::guards::{
     Allowance, Dedupe, RateLimit, client_group, client_ip, forwarded_https, is_image_proxy,
 };
-use crate::key::{self, Key};
-use crate::params::Query;
-use crate::stamp;
+use crate::request::key::{self, Key};
+use crate::request::query::Query;
 use crate::telemetry;
-use crate::top::Latest;
 
 /// What every request handler shares.
 pub struct App {
@@ -49,7 +49,7 @@ pub struct App {
     /// The per-client allowance of new pages, when `--new-pages-per-minute` is above 0.
     pub new_pages: Option<RateLimit>,
     /// Failed admin authentications per client.
-    pub admin_lockout: crate::admin::Lockout,
+    pub admin_lockout: crate::endpoints::admin::Lockout,
     /// Renders `/metrics`, when `--metrics` is on.
     pub metrics: Option<PrometheusHandle>,
     /// The validated settings.
@@ -162,7 +162,7 @@ fn try_count(app: &App, visit: &Visit, counting: bool, render: Render) -> Result
         Render::Text => reply(
             StatusCode::OK,
             "text/plain; charset=utf-8",
-            format::with_message(counts, Show::Total, NumberFormat::Plain, |total| {
+            message::with_message(counts, Show::Total, NumberFormat::Plain, |total| {
                 Bytes::copy_from_slice(total.as_bytes())
             }),
         ),
@@ -181,7 +181,7 @@ fn try_count(app: &App, visit: &Visit, counting: bool, render: Render) -> Result
             json(&ShieldsBody {
                 schema_version: 1,
                 label: &look.label,
-                message: format::message(counts, query.show, query.format),
+                message: message::message(counts, query.show, query.format),
                 color: look.color.name(),
                 label_color: look.label_color.as_ref().map(badge::Color::name),
             })
@@ -283,7 +283,7 @@ fn page_hash(key: &str) -> u64 {
 /// The badge: the configured template when there is one and no `style` is asked for, else the
 /// shields-style badge the query describes.
 fn badge_svg(app: &App, query: &Query, counts: Counts, key: &str) -> Bytes {
-    format::with_message(counts, query.show, query.format, |message| {
+    message::with_message(counts, query.show, query.format, |message| {
         match (&app.settings.svg_template, query.style) {
             (Some(template), None) => template.render(message, key).into(),
             // The default look needs no `Look` built (three allocations) nor hashed to find its
