@@ -1,11 +1,9 @@
 //! The HTTP interface of a real server (the library's `run`) on a loopback port 0, driven by a
 //! real HTTP client, over a real sled directory.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestResult, TestServer, encode};
+use crate::common::{TestResult, TestServer, encode};
 use hitcounter::store::Store;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -881,7 +879,10 @@ impl RawAnswer {
 }
 
 /// Splits `bytes`, the answers to requests of `methods` in order, into those answers.
-fn split_answers(mut bytes: &[u8], methods: &[&str]) -> Result<Vec<RawAnswer>, common::BoxError> {
+fn split_answers(
+    mut bytes: &[u8],
+    methods: &[&str],
+) -> Result<Vec<RawAnswer>, crate::common::BoxError> {
     let mut answers = Vec::new();
     for method in methods {
         let head_end = bytes
@@ -1025,7 +1026,7 @@ async fn http2_requests_are_counted_and_answered_like_http1() -> TestResult {
         assert_eq!(answer.version(), reqwest::Version::HTTP_2);
         assert_eq!(answer.status(), StatusCode::OK);
         assert_eq!(
-            common::header(answer.headers(), "access-control-allow-origin"),
+            crate::common::header(answer.headers(), "access-control-allow-origin"),
             format!("http://{n}.example")
         );
         assert_well_formed_svg(&answer.text().await?);
@@ -1044,7 +1045,7 @@ async fn http2_requests_are_counted_and_answered_like_http1() -> TestResult {
         .await?;
     assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        common::header(preflight.headers(), "access-control-allow-headers"),
+        crate::common::header(preflight.headers(), "access-control-allow-headers"),
         "x-h2"
     );
     assert_eq!(server.count_of("h2.example").await?, 9);

@@ -2,12 +2,10 @@
 //! deny, visitor dedupe behind a trusted proxy, and the rate limit. Real servers on port 0 (the
 //! library's `run`, or the real binary where a process matters), real HTTP, real sled dirs.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, BoxError, Process, TestResult, TestServer};
+use crate::common::{BIN, BoxError, Process, TestResult, TestServer};
 use hitcounter::store::Store;
 use reqwest::{Method, StatusCode};
 
@@ -51,7 +49,7 @@ async fn admin_routes_exist_only_with_a_token_and_check_it() -> TestResult {
             .await?;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
         assert_eq!(
-            common::header(response.headers(), "www-authenticate"),
+            crate::common::header(response.headers(), "www-authenticate"),
             r#"Bearer realm="hitcounter admin""#
         );
         let response = server
@@ -190,14 +188,14 @@ async fn export_import_round_trips_byte_for_byte_through_a_fresh_data_dir() -> T
     ] {
         for _ in 0..hits {
             server
-                .get(&format!("/count?url={}", common::encode(url)))
+                .get(&format!("/count?url={}", crate::common::encode(url)))
                 .await?;
         }
     }
     let export = admin(&server, Method::GET, "/admin/export", "").await?;
     assert_eq!(export.status(), StatusCode::OK);
     assert_eq!(
-        common::header(export.headers(), "content-type"),
+        crate::common::header(export.headers(), "content-type"),
         "application/x-ndjson"
     );
     let first = export.text().await?;
@@ -511,7 +509,7 @@ async fn metrics_are_prometheus_text_and_healthz_answers() -> TestResult {
         .get(format!("{}/count?url=metrics.example", server.base))
         .send()
         .await?;
-    let cookie = common::header(first.headers(), "set-cookie")
+    let cookie = crate::common::header(first.headers(), "set-cookie")
         .split(';')
         .next()
         .unwrap_or("")

@@ -2,11 +2,9 @@
 //! tools/badge-maker/generate.mjs), every parameter and its errors through a real server, days
 //! across a simulated midnight, and XML well-formedness for any input.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{BoxError, TestResult, TestServer, encode};
+use crate::common::{BoxError, TestResult, TestServer, encode};
 use hitcounter::clock::{DAY_MS, ManualClock, date};
 use hitcounter::render::badge::{self, Color, Look, Style};
 use proptest::prelude::*;
@@ -161,7 +159,7 @@ async fn bad_parameters_get_a_400_that_names_them_in_each_form() -> TestResult {
         let svg = server.get(&format!("/count/tag.svg{query}")).await?;
         assert_eq!(svg.status(), StatusCode::BAD_REQUEST, "{name}");
         assert_eq!(
-            common::header(svg.headers(), "content-type"),
+            crate::common::header(svg.headers(), "content-type"),
             "image/svg+xml"
         );
         let body = svg.text().await?;
@@ -174,7 +172,7 @@ async fn bad_parameters_get_a_400_that_names_them_in_each_form() -> TestResult {
         let json = server.get(&format!("/count.json{query}")).await?;
         assert_eq!(json.status(), StatusCode::BAD_REQUEST);
         assert_eq!(
-            common::header(json.headers(), "content-type"),
+            crate::common::header(json.headers(), "content-type"),
             "application/json"
         );
         let error: Value = json.json().await?;
@@ -221,7 +219,7 @@ async fn today_and_total_cross_midnight_and_history_keeps_gaps() -> TestResult {
             let response = server.get(&path).await?;
             assert_eq!(response.status(), StatusCode::OK, "{path}");
             assert_eq!(
-                common::header(response.headers(), "content-type"),
+                crate::common::header(response.headers(), "content-type"),
                 "application/json"
             );
             Ok::<Value, BoxError>(response.json().await?)
@@ -331,14 +329,14 @@ async fn json_routes_count_like_their_text_twins() -> TestResult {
         "counting sets the cookie"
     );
     assert_eq!(
-        common::header(counted.headers(), "cache-control"),
+        crate::common::header(counted.headers(), "cache-control"),
         "no-cache, no-store, must-revalidate, max-age=0"
     );
     assert_eq!(
-        common::header(counted.headers(), "access-control-allow-origin"),
+        crate::common::header(counted.headers(), "access-control-allow-origin"),
         "*"
     );
-    let cookie = common::header(counted.headers(), "set-cookie")
+    let cookie = crate::common::header(counted.headers(), "set-cookie")
         .split(';')
         .next()
         .unwrap_or("")

@@ -1,12 +1,10 @@
 //! The real `hitcounter` binary as an operator runs it: signals, crashes and start-up errors.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{BIN, Process, TestResult};
+use crate::common::{BIN, Process, TestResult};
 
 async fn hit(client: &reqwest::Client, base: &str, url: &str, n: u64) -> TestResult {
     for _ in 0..n {

@@ -2,31 +2,22 @@
 //! while clients hammer it, a sweep of hostile requests against it, and property tests of the
 //! parsers those requests reach (key normalisation, anti-refresh cookies).
 
-#[path = "robust/clients.rs"]
 mod clients;
-mod common;
-#[path = "robust/connections.rs"]
 mod connections;
-#[path = "robust/disk.rs"]
 mod disk;
-#[path = "robust/pages.rs"]
 mod pages;
-#[path = "robust/storage.rs"]
 mod storage;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{BoxError, Process, TestResult, encode};
+use crate::HEAVY;
+use crate::common::{BoxError, Process, TestResult, encode};
 use hitcounter::request::cookie::AntiRefresh;
 use hitcounter::request::key::normalise;
 use proptest::prelude::*;
 use rand::RngExt;
-
-/// The process tests share two cores, and their timing is part of what they check (a flush
-/// interval, a stop within systemd's limit): they run one at a time.
-pub(crate) static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The last `n` lines of a log.
 fn tail(log: &str, n: usize) -> String {

@@ -1,6 +1,5 @@
-//! What the HTTP test binaries share: a real server started through the library on 127.0.0.1:0,
-//! and a real HTTP client to talk to it.
-#![allow(dead_code)] // each test binary uses its own part of this module
+//! What the integration tests share: a real server started through the library on 127.0.0.1:0,
+//! the real binary as a child process, and a real HTTP client to talk to them.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
