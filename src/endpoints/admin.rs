@@ -116,7 +116,7 @@ fn set_count(app: &Arc<App>, peer: Option<SocketAddr>) -> Route {
                 Some(Denied(None)) => return Ok(Error::Unauthorized.into_response(Output::Text)),
                 None => {}
             }
-            crate::http::error::rejection_reply(rejection).await
+            Ok::<_, std::convert::Infallible>(crate::http::error::rejection_reply(&rejection))
         })
         .unify();
     warp::path!("admin" / "count")

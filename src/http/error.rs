@@ -2,7 +2,6 @@
 //! each to a status and a reply (plain text, an SVG error badge, or JSON), logging as it does.
 
 use std::borrow::Cow;
-use std::convert::Infallible;
 
 use bytes::Bytes;
 use warp::http::StatusCode;
@@ -168,8 +167,9 @@ pub fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Byt
     response
 }
 
-/// The reply for warp's own rejections, which here only mean "no route matched".
-pub async fn rejection_reply(rejection: warp::Rejection) -> Result<Response, Infallible> {
+/// The reply for warp's own rejections, which here only mean "no route matched", or a body that
+/// was too large or had no length.
+pub fn rejection_reply(rejection: &warp::Rejection) -> Response {
     let (status, reason) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "not found")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
@@ -182,10 +182,5 @@ pub async fn rejection_reply(rejection: warp::Rejection) -> Result<Response, Inf
         tracing::debug!(?rejection, "request rejected");
         (StatusCode::BAD_REQUEST, "bad request")
     };
-    crate::telemetry::request("none", status.as_u16());
-    Ok(reply(
-        status,
-        "text/plain; charset=utf-8",
-        reason.to_owned(),
-    ))
+    reply(status, "text/plain; charset=utf-8", reason)
 }

@@ -27,20 +27,37 @@ mod counting;
 /// enough for the compiler (an unboxed tree of a dozen endpoints overflows its recursion limit).
 pub(crate) type Route = BoxedFilter<(Response,)>;
 
-/// Every route, with the common headers and the one `recover` for warp's rejections, made once;
-/// [`Routes::service_for`] gives the service one connection is served with ([`crate::http::accept`]),
-/// [`Routes::for_peer`] the filter it serves (as `warp::test` takes it).
+/// An endpoint's reply and the name `/metrics` counts it under, on its way to [`finish`].
+pub(crate) struct Answer {
+    route: &'static str,
+    response: Response,
+}
+
+impl Answer {
+    /// The reply of the endpoint named `route`.
+    pub(crate) fn new(route: &'static str, response: Response) -> Self {
+        Self { route, response }
+    }
+}
+
+impl warp::Reply for Answer {
+    fn into_response(self) -> Response {
+        self.response
+    }
+}
+
+/// Every route, made once, and the one step that ends every request ([`finish`]);
+/// [`Routes::service_for`] gives the service one connection is served with
+/// ([`crate::http::accept`]), [`Routes::for_peer`] the filter it serves (as `warp::test` takes it).
 ///
-/// The counting endpoints carry nearly all the traffic, so they sit first and unboxed, at the top
-/// of the tree, and add the common headers themselves from the request headers they already
-/// hold; the other endpoints are one boxed filter behind them, which never rejects: its
-/// `recover` answers whatever no route took. (A left fold put counting under a dozen boxed `Or`
-/// layers: an allocation and a dynamic call each, on every request; reading `Origin` with a
-/// filter of its own in front of every route was one more layer that moved the request's state.)
+/// The counting endpoints carry nearly all the traffic, so they sit first and unboxed; the admin
+/// routes (per connection, for their per-client lockout) and the other endpoints, boxed once, come
+/// after. Each of the three answers every request for its paths, so that a request is counted
+/// once, under its endpoint's name; the others' `recover` answers whatever no route took.
 pub struct Routes {
     app: Arc<App>,
-    /// Every endpoint but the counting ones, boxed once for all connections.
-    others: Route,
+    /// Every endpoint but the counting and admin ones, boxed once for all connections.
+    others: BoxedFilter<(Answer,)>,
 }
 
 impl Routes {
@@ -55,13 +72,6 @@ impl Routes {
         if let Some(handle) = app.metrics.clone() {
             others.push(named("metrics", metrics(handle)));
         }
-        if app.settings.admin_token.is_none() {
-            others.extend(
-                admin::routes(&app, None)
-                    .into_iter()
-                    .map(|r| named("admin", r)),
-            );
-        }
         others.push(named("preflight", preflight().boxed()));
         // Last: it answers any other GET path that names an embedded file.
         others.push(named("web", page::files().boxed()));
@@ -73,11 +83,10 @@ impl Routes {
                     .and_then(|| async { Err(warp::reject::not_found()) })
                     .boxed()
             });
-        // No `warp::trace::request()`: its span cost about 3% of a badge request, and the log
-        // lines it gave are [`telemetry::request`]'s debug lines now.
-        let others = optional_header("origin")
-            .and(others.recover(error::rejection_reply).unify())
-            .map(headers::add_common)
+        // No `warp::trace::request()`: [`telemetry::request`] gives each request's debug line.
+        let others = others
+            .recover(|rejection| answer_rejection("none", rejection))
+            .unify()
             .boxed();
         Self { app, others }
     }
@@ -89,34 +98,44 @@ impl Routes {
         &self,
         peer: Option<SocketAddr>,
     ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
-        counting::route(&self.app, peer)
+        let endpoints = counting::route(&self.app, peer)
             .or(self.admin_for(peer))
             .unify()
             .or(self.others.clone())
-            .unify()
+            .unify();
+        warp::method()
+            .and(optional_header("origin"))
+            .and(endpoints)
+            .map(finish)
     }
 
     /// The admin routes for a connection from `peer`, which they limit failed attempts by;
-    /// made per connection (only with a token: without one, `others` answers `/admin` with
-    /// `404`), never per request.
-    fn admin_for(&self, peer: Option<SocketAddr>) -> Route {
-        let routes = if self.app.settings.admin_token.is_some() {
-            admin::routes(&self.app, peer)
-        } else {
-            Vec::new()
-        };
-        let admin = routes
+    /// made per connection, never per request. They answer every `/admin` path (without a
+    /// token, with `404`), their rejections included, so that those are counted as admin.
+    fn admin_for(&self, peer: Option<SocketAddr>) -> BoxedFilter<(Answer,)> {
+        let admin = admin::routes(&self.app, peer)
             .into_iter()
-            .map(|route| named("admin", route))
             .reduce(|first, second| first.or(second).unify().boxed())
             .unwrap_or_else(|| {
                 warp::any()
                     .and_then(|| async { Err(warp::reject::not_found()) })
                     .boxed()
             });
-        optional_header("origin")
-            .and(admin)
-            .map(headers::add_common)
+        warp::path::peek()
+            .and_then(|path: warp::path::Peek| {
+                std::future::ready(if path.segments().next() == Some("admin") {
+                    Ok(())
+                } else {
+                    Err(warp::reject::not_found())
+                })
+            })
+            .untuple_one()
+            .and(
+                admin
+                    .map(|response| Answer::new("admin", response))
+                    .recover(|rejection| answer_rejection("admin", rejection))
+                    .unify(),
+            )
             .boxed()
     }
 
@@ -131,6 +150,36 @@ impl Routes {
     + use<> {
         warp::service(self.for_peer(Some(peer)))
     }
+}
+
+/// The one step every reply takes, whichever endpoint made it: counted in `/metrics` under its
+/// endpoint, given the common headers (and `origin`, when the request named one), and without
+/// its body when the request was `HEAD` (which hyper's HTTP/2 would otherwise send).
+fn finish(method: Method, origin: Option<HeaderValue>, answer: Answer) -> Response {
+    let Answer {
+        route,
+        mut response,
+    } = answer;
+    telemetry::request(route, response.status().as_u16());
+    if method == Method::HEAD {
+        // The length a GET would have had stays said, as RFC 9110 §9.3.2 allows.
+        if let Some(length) = warp::hyper::body::Body::size_hint(response.body()).exact() {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+        *response.body_mut() = warp::hyper::body::Bytes::new().into();
+    }
+    headers::add_common(origin, response)
+}
+
+/// The answer, under `route`, for a rejection: one that means no route matched, or a body that
+/// was too large or had no length.
+async fn answer_rejection(
+    route: &'static str,
+    rejection: Rejection,
+) -> Result<Answer, Infallible> {
+    Ok(Answer::new(route, error::rejection_reply(&rejection)))
 }
 
 /// GET|HEAD /nocount/history.json?url=…&days=30 — daily counts, oldest first.
@@ -177,13 +226,10 @@ fn metrics(handle: PrometheusHandle) -> Route {
         .boxed()
 }
 
-/// Counts each answer of `route` by its status, for `/metrics`.
-fn named(name: &'static str, route: Route) -> Route {
+/// `route`'s replies, as answers of the endpoint `name`.
+fn named(name: &'static str, route: Route) -> BoxedFilter<(Answer,)> {
     route
-        .map(move |response: Response| {
-            telemetry::request(name, response.status().as_u16());
-            response
-        })
+        .map(move |response| Answer::new(name, response))
         .boxed()
 }
 

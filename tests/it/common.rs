@@ -28,16 +28,39 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), RunError>>,
+    http: Http,
     client: reqwest::Client,
+}
+
+/// The HTTP version a [`TestServer`]'s client speaks: HTTP/1.1, or HTTP/2 without TLS (h2c, the
+/// server then started with `--http2`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Http {
+    One,
+    Two,
 }
 
 impl TestServer {
     pub async fn start(data_dir: &Path, extra: &[&str]) -> Result<Self, BoxError> {
-        Self::start_with_clock(data_dir, extra, Arc::new(SystemClock)).await
+        Self::launch(Http::One, data_dir, extra, Arc::new(SystemClock)).await
+    }
+
+    /// Starts a server whose client speaks `http`.
+    pub async fn start_over(http: Http, data_dir: &Path, extra: &[&str]) -> Result<Self, BoxError> {
+        Self::launch(http, data_dir, extra, Arc::new(SystemClock)).await
     }
 
     /// Starts a server whose days and cookie windows follow `clock`.
     pub async fn start_with_clock(
+        data_dir: &Path,
+        extra: &[&str],
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, BoxError> {
+        Self::launch(Http::One, data_dir, extra, clock).await
+    }
+
+    async fn launch(
+        http: Http,
         data_dir: &Path,
         extra: &[&str],
         clock: Arc<dyn Clock>,
@@ -51,6 +74,13 @@ impl TestServer {
             "50",
         ];
         args.extend_from_slice(extra);
+        let client = match http {
+            Http::One => reqwest::Client::builder().http1_only().build()?,
+            Http::Two => {
+                args.push("--http2");
+                reqwest::Client::builder().http2_prior_knowledge().build()?
+            }
+        };
         let config = Config::try_parse_from(args)?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
@@ -66,8 +96,14 @@ impl TestServer {
             data_dir: data_dir.to_path_buf(),
             stop,
             task,
-            client: reqwest::Client::new(),
+            http,
+            client,
         })
+    }
+
+    /// The client of this server, speaking its HTTP version.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// Stops the server through its shutdown future and waits for the final flush.
@@ -87,7 +123,13 @@ impl TestServer {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        request.send().await
+        let response = request.send().await?;
+        let version = match self.http {
+            Http::One => reqwest::Version::HTTP_11,
+            Http::Two => reqwest::Version::HTTP_2,
+        };
+        assert_eq!(response.version(), version, "{path}");
+        Ok(response)
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Result<reqwest::Response> {

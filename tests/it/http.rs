@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common::{TestResult, TestServer, encode};
+use crate::common::{Http, TestResult, TestServer, encode};
 use hitcounter::store::Store;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -48,10 +48,9 @@ fn assert_well_formed_svg(body: &str) {
     assert_eq!(doc.root_element().tag_name().name(), "svg");
 }
 
-#[tokio::test]
-async fn every_route_answers_with_its_type_body_and_headers() -> TestResult {
+async fn every_route_answers_with_its_type_body_and_headers(http: Http) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let server = TestServer::start(dir.path(), &[]).await?;
+    let server = TestServer::start_over(http, dir.path(), &[]).await?;
 
     let first = server.get("/count?url=example.com").await?;
     assert_eq!(first.status(), StatusCode::OK);
@@ -183,10 +182,9 @@ async fn every_route_answers_with_its_type_body_and_headers() -> TestResult {
     server.stop().await
 }
 
-#[tokio::test]
-async fn head_answers_like_get_without_a_body_and_never_counts() -> TestResult {
+async fn head_answers_like_get_without_a_body_and_never_counts(http: Http) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let server = TestServer::start(dir.path(), &[]).await?;
+    let server = TestServer::start_over(http, dir.path(), &[]).await?;
     server.get("/count?url=head.example").await?;
     for path in [
         "/count?url=head.example",
@@ -224,10 +222,9 @@ async fn head_answers_like_get_without_a_body_and_never_counts() -> TestResult {
     server.stop().await
 }
 
-#[tokio::test]
-async fn cors_echoes_the_origin_with_credentials_and_answers_preflight() -> TestResult {
+async fn cors_echoes_the_origin_with_credentials_and_answers_preflight(http: Http) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let server = TestServer::start(dir.path(), &[]).await?;
+    let server = TestServer::start_over(http, dir.path(), &[]).await?;
     let origin = "http://blog.example:4000";
     let response = server
         .request(
@@ -290,10 +287,9 @@ async fn cors_echoes_the_origin_with_credentials_and_answers_preflight() -> Test
     server.stop().await
 }
 
-#[tokio::test]
-async fn the_target_comes_from_url_then_referer_then_referrer() -> TestResult {
+async fn the_target_comes_from_url_then_referer_then_referrer(http: Http) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let server = TestServer::start(dir.path(), &["--cookie-window-secs", "0"]).await?;
+    let server = TestServer::start_over(http, dir.path(), &["--cookie-window-secs", "0"]).await?;
 
     let by_referer = server
         .request(
@@ -352,10 +348,9 @@ async fn the_target_comes_from_url_then_referer_then_referrer() -> TestResult {
     server.stop().await
 }
 
-#[tokio::test]
-async fn bad_targets_get_a_400_with_a_reason_in_the_route_s_own_format() -> TestResult {
+async fn bad_targets_get_a_400_with_a_reason_in_the_route_s_own_format(http: Http) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let server = TestServer::start(dir.path(), &["--max-url-length", "100"]).await?;
+    let server = TestServer::start_over(http, dir.path(), &["--max-url-length", "100"]).await?;
     let long = format!("example.com/{}", "a".repeat(100));
     let cases: [(&str, Headers, &str, &str); 5] = [
         (
@@ -441,10 +436,9 @@ async fn bad_targets_get_a_400_with_a_reason_in_the_route_s_own_format() -> Test
     Ok(())
 }
 
-#[tokio::test]
-async fn every_spelling_of_a_page_counts_into_one_key() -> TestResult {
+async fn every_spelling_of_a_page_counts_into_one_key(http: Http) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let server = TestServer::start(dir.path(), &["--cookie-window-secs", "0"]).await?;
+    let server = TestServer::start_over(http, dir.path(), &["--cookie-window-secs", "0"]).await?;
     let table: &[(&[&str], &str)] = &[
         (
             &["https://Example.COM/Blog/", "example.com/Blog"],
@@ -496,10 +490,11 @@ async fn every_spelling_of_a_page_counts_into_one_key() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn the_anti_refresh_cookie_suppresses_replays_within_its_window_only() -> TestResult {
+async fn the_anti_refresh_cookie_suppresses_replays_within_its_window_only(
+    http: Http,
+) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let server = TestServer::start(dir.path(), &["--cookie-window-secs", "1"]).await?;
+    let server = TestServer::start_over(http, dir.path(), &["--cookie-window-secs", "1"]).await?;
     let first = server.get("/count/tag.svg?url=cookie.example").await?;
     let set = header(first.headers(), "set-cookie").to_owned();
     assert!(
@@ -573,10 +568,9 @@ async fn the_anti_refresh_cookie_suppresses_replays_within_its_window_only() -> 
     server.stop().await
 }
 
-#[tokio::test]
-async fn a_zero_window_sets_no_cookie_and_counts_every_hit() -> TestResult {
+async fn a_zero_window_sets_no_cookie_and_counts_every_hit(http: Http) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let server = TestServer::start(dir.path(), &["--cookie-window-secs", "0"]).await?;
+    let server = TestServer::start_over(http, dir.path(), &["--cookie-window-secs", "0"]).await?;
     for n in 1..=3 {
         let response = server.get("/count?url=zero.example").await?;
         assert!(response.headers().get("set-cookie").is_none());
@@ -585,8 +579,7 @@ async fn a_zero_window_sets_no_cookie_and_counts_every_hit() -> TestResult {
     server.stop().await
 }
 
-#[tokio::test]
-async fn secure_cookies_follow_the_transport_and_the_flags() -> TestResult {
+async fn secure_cookies_follow_the_transport_and_the_flags(http: Http) -> TestResult {
     let dir = tempfile::tempdir()?;
     let https = [("X-Forwarded-Proto", "https")];
     let cases: [(&[&str], Headers, bool); 5] = [
@@ -605,7 +598,7 @@ async fn secure_cookies_follow_the_transport_and_the_flags() -> TestResult {
         (&["--cookie-secure", "always"], &[], true),
     ];
     for (flags, headers, secure) in cases {
-        let server = TestServer::start(dir.path(), flags).await?;
+        let server = TestServer::start_over(http, dir.path(), flags).await?;
         let response = server
             .request(Method::GET, "/count?url=secure.example", headers)
             .await?;
@@ -621,10 +614,9 @@ async fn secure_cookies_follow_the_transport_and_the_flags() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn nocount_of_an_unknown_target_creates_nothing() -> TestResult {
+async fn nocount_of_an_unknown_target_creates_nothing(http: Http) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let server = TestServer::start(dir.path(), &[]).await?;
+    let server = TestServer::start_over(http, dir.path(), &[]).await?;
     assert_eq!(server.count_of("never.example/page").await?, 0);
     let svg = server.text("/nocount/tag.svg?url=never.example").await?;
     assert!(svg.contains(">0</text>"));
@@ -730,10 +722,10 @@ async fn shutdown_closes_idle_keep_alive_connections_at_once() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_tiny_cache_still_counts_every_hit_of_many_urls() -> TestResult {
+async fn a_tiny_cache_still_counts_every_hit_of_many_urls(http: Http) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let server = TestServer::start(
+    let server = TestServer::start_over(
+        http,
         dir.path(),
         &["--cookie-window-secs", "0", "--cache-capacity", "4"],
     )
@@ -755,8 +747,7 @@ async fn a_tiny_cache_still_counts_every_hit_of_many_urls() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_custom_svg_template_is_filled_in() -> TestResult {
+async fn a_custom_svg_template_is_filled_in(http: Http) -> TestResult {
     let dir = tempfile::tempdir()?;
     let template = dir.path().join("badge.svg");
     std::fs::write(
@@ -764,7 +755,12 @@ async fn a_custom_svg_template_is_filled_in() -> TestResult {
         r#"<svg xmlns="http://www.w3.org/2000/svg"><text>{count} views of {url}</text></svg>"#,
     )?;
     let data = dir.path().join("data");
-    let server = TestServer::start(&data, &["--svg-template", &template.to_string_lossy()]).await?;
+    let server = TestServer::start_over(
+        http,
+        &data,
+        &["--svg-template", &template.to_string_lossy()],
+    )
+    .await?;
     let body = server
         .text("/count/tag.svg?url=tmpl.example/a%3Cb%3E")
         .await?;
@@ -776,11 +772,10 @@ async fn a_custom_svg_template_is_filled_in() -> TestResult {
     server.stop().await
 }
 
-#[tokio::test]
-async fn odd_bytes_in_headers_are_a_clear_error_or_ignored_never_a_500() -> TestResult {
+async fn odd_bytes_in_headers_are_a_clear_error_or_ignored_never_a_500(http: Http) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let server = TestServer::start(dir.path(), &[]).await?;
-    let client = reqwest::Client::new();
+    let server = TestServer::start_over(http, dir.path(), &[]).await?;
+    let client = server.client();
     let odd = HeaderValue::from_bytes(b"http://ex\xe4mple.com/\xff")?;
     let response = client
         .get(format!("{}/count", server.base))
@@ -1051,3 +1046,42 @@ async fn http2_requests_are_counted_and_answered_like_http1() -> TestResult {
     assert_eq!(server.count_of("h2.example").await?, 9);
     server.stop().await
 }
+
+/// Each of the tests named, as two tests: one whose client speaks HTTP/1.1 and one speaking
+/// HTTP/2 (h2c, the server started with `--http2`).
+macro_rules! over_http1_and_http2 {
+    ($($name:ident),* $(,)?) => {
+        mod over_http1 {
+            $(
+                #[tokio::test]
+                async fn $name() -> crate::common::TestResult {
+                    super::$name(crate::common::Http::One).await
+                }
+            )*
+        }
+        mod over_http2 {
+            $(
+                #[tokio::test]
+                async fn $name() -> crate::common::TestResult {
+                    super::$name(crate::common::Http::Two).await
+                }
+            )*
+        }
+    };
+}
+
+over_http1_and_http2!(
+    every_route_answers_with_its_type_body_and_headers,
+    head_answers_like_get_without_a_body_and_never_counts,
+    cors_echoes_the_origin_with_credentials_and_answers_preflight,
+    the_target_comes_from_url_then_referer_then_referrer,
+    bad_targets_get_a_400_with_a_reason_in_the_route_s_own_format,
+    every_spelling_of_a_page_counts_into_one_key,
+    the_anti_refresh_cookie_suppresses_replays_within_its_window_only,
+    a_zero_window_sets_no_cookie_and_counts_every_hit,
+    secure_cookies_follow_the_transport_and_the_flags,
+    nocount_of_an_unknown_target_creates_nothing,
+    a_tiny_cache_still_counts_every_hit_of_many_urls,
+    a_custom_svg_template_is_filled_in,
+    odd_bytes_in_headers_are_a_clear_error_or_ignored_never_a_500,
+);

@@ -4,15 +4,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use warp::http::Method;
-use warp::http::header::{self, HeaderMap};
-use warp::reply::Response;
+use warp::http::header::HeaderMap;
 use warp::{Filter, Rejection};
 
-use super::query_and_headers;
+use super::{Answer, query_and_headers};
 use crate::endpoints::count::{self, App, Render, Visit};
 use crate::http::error;
-use crate::http::headers;
-use crate::telemetry;
 
 /// The counting endpoints, all `GET|HEAD` with `?url=…` or a Referer:
 /// - `/count` and `/nocount`: the total as text;
@@ -29,7 +26,7 @@ use crate::telemetry;
 pub(super) fn route(
     app: &Arc<App>,
     peer: Option<SocketAddr>,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone + use<> {
     let app = Arc::clone(app);
     // `map` with the state captured, not `with_state` and `then`: the handler is synchronous, and
     // each `and` or `then` layer moves the request's state along once more (~500 instructions).
@@ -59,14 +56,13 @@ pub(super) fn route(
 }
 
 /// Answers a counting request from `peer`.
-fn answer(app: &App, peer: Option<SocketAddr>, counted: Counted) -> Response {
+fn answer(app: &App, peer: Option<SocketAddr>, counted: Counted) -> Answer {
     let Counted {
         endpoint: (name, counting, render),
         method,
         query,
         headers,
     } = counted;
-    let origin = headers.get(header::ORIGIN).cloned();
     let visit = Visit {
         peer,
         method,
@@ -78,9 +74,7 @@ fn answer(app: &App, peer: Option<SocketAddr>, counted: Counted) -> Response {
     } else {
         error::Error::MethodNotAllowed.into_response(render.output())
     };
-    telemetry::request(name, response.status().as_u16());
-    // Every counting reply is made by `error::reply`, whose map has the common headers.
-    headers::allow_origin(origin, response)
+    Answer::new(name, response)
 }
 
 /// A counting request's parts: its endpoint (as [`endpoint`] names it), method, raw
