@@ -263,7 +263,7 @@ git diff --quiet HEAD 2>/dev/null || commit="$commit (uncommitted changes)"
 [[ $OURS_BIN == target/release/hitcounter ]] || commit="$commit, ours from $OURS_BIN"
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo
-echo "== Markdown for the README's Performance section"
+echo "== Markdown for BENCHMARKS.md"
 echo
 echo "$(date -u +%Y-%m-%d), commit $commit, $(nproc) × $cpu, $(uname -sr); server pinned to one core"
 echo "with \`${SERVER_ENV[*]}\`, wrk (\`-t1 -c$CONNECTIONS\`) on another; default settings (cache of"
