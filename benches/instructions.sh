@@ -12,6 +12,7 @@
 # left between the floor and ours is our own work.
 #
 # Usage: benches/instructions.sh            (N=20000, WARM=500; about 6 minutes)
+# OURS_BIN measures another build of ours (an earlier commit's, for a baseline).
 # Needs valgrind (installed with apt-get if missing), python3, curl. Everything it starts is
 # stopped on exit. Keep the callgrind dumps for `callgrind_annotate --inclusive=yes` with KEEP=dir.
 set -euo pipefail
@@ -20,6 +21,7 @@ cd "$(dirname "$0")/.."
 N=${N:-20000}
 WARM=${WARM:-500}
 PORT=${PORT:-18140}
+OURS_BIN=${OURS_BIN:-target/release/hitcounter}
 command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
 
 echo "== building release binaries"
@@ -42,7 +44,7 @@ measure() {
     if [[ $server == floor ]]; then
         cmd+=(--floor)
     elif [[ $server == ours ]]; then
-        cmd=(target/release/hitcounter --bind "127.0.0.1:$PORT" --data-dir "$work/data-$name"
+        cmd=("$OURS_BIN" --bind "127.0.0.1:$PORT" --data-dir "$work/data-$name"
             --cookie-window-secs 0 --new-pages-per-minute 0 --max-pages 0)
     fi
     if [[ $path == distinct:* ]]; then
