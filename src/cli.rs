@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -98,7 +98,7 @@ pub enum CliError {
 pub fn run_command(command: Command) -> Result<(), CliError> {
     match command {
         Command::Export { data_dir, output } => {
-            let store = Store::open(&data_dir)?;
+            let store = Store::open_existing(&data_dir)?;
             let bar = progress(store.len() as u64, "keys");
             let count = match &output {
                 Some(path) => {
@@ -122,7 +122,7 @@ pub fn run_command(command: Command) -> Result<(), CliError> {
             let to = output.map_or("standard output".into(), |p| p.display().to_string());
             eprintln!("exported {count} keys from {} to {to}", data_dir.display());
         }
-        Command::Import { file, into } => {
+        Command::Import { file, into } => undo_new_dir(&into.data_dir, || {
             let (store, fingerprint) = prepare_import(&into, &file)?;
             let input = open(&file)?;
             let size = input.metadata().map_or(0, |m| m.len());
@@ -131,21 +131,47 @@ pub fn run_command(command: Command) -> Result<(), CliError> {
                 bar.inc(bytes as u64)
             })?;
             bar.finish_and_clear();
-            finish_import(&store, &fingerprint, &summary, &file)?;
-        }
-        Command::ImportSeed { database, into } => {
+            finish_import(&store, &fingerprint, &summary, &file)
+        })?,
+        Command::ImportSeed { database, into } => undo_new_dir(&into.data_dir, || {
             let (store, fingerprint) = prepare_import(&into, &database)?;
             let summary = transfer::import_seed(&store, &database, into.mode)?;
-            finish_import(&store, &fingerprint, &summary, &database)?;
-        }
+            finish_import(&store, &fingerprint, &summary, &database)
+        })?,
     }
     Ok(())
 }
 
-/// Opens the data dir and fingerprints the input, refusing an add-mode re-import of it.
+/// Runs an import into `data_dir`; if it fails, removes what of `data_dir` it created, so that
+/// a failed import leaves no empty store behind (an import may make a new data dir, to restore).
+fn undo_new_dir(
+    data_dir: &Path,
+    import: impl FnOnce() -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    // The outermost missing directory: opening the store creates it and everything under it.
+    let created = data_dir
+        .ancestors()
+        .take_while(|dir| !dir.as_os_str().is_empty() && std::fs::symlink_metadata(dir).is_err())
+        .last()
+        .map(Path::to_path_buf);
+    let result = import();
+    if let (Err(_), Some(created)) = (&result, created) {
+        match std::fs::remove_dir_all(&created) {
+            // Not found: the import failed before it opened the store.
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                eprintln!("hitcounter: cannot remove {}: {err}", created.display());
+            }
+            _ => {}
+        }
+    }
+    result
+}
+
+/// Fingerprints the input, then opens the data dir (so a missing input creates nothing),
+/// refusing an add-mode re-import of it.
 fn prepare_import(into: &ImportOptions, input: &PathBuf) -> Result<(Store, String), CliError> {
-    let store = Store::open(&into.data_dir)?;
     let fingerprint = transfer::fingerprint(&mut open(input)?).map_err(TransferError::from)?;
+    let store = Store::open(&into.data_dir)?;
     transfer::check_not_imported(&store, &fingerprint, into.mode, into.force)?;
     Ok((store, fingerprint))
 }

@@ -389,6 +389,54 @@ fn the_original_servers_sqlite_file_migrates() -> TestResult {
 }
 
 #[test]
+fn export_and_failed_imports_create_no_data_dir() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let run = |args: &[&std::ffi::OsStr]| Command::new(BIN).args(args).output();
+    let missing = dir.path().join("nothere").join("data");
+    let output = run(&["export".as_ref(), "--data-dir".as_ref(), missing.as_ref()])?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no data dir at {}", missing.display())),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("nothere").exists(), "export created it");
+    // A directory that holds no store is not one: export writes no database into it.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty)?;
+    let output = run(&["export".as_ref(), "--data-dir".as_ref(), empty.as_ref()])?;
+    assert!(!output.status.success());
+    assert_eq!(
+        std::fs::read_dir(&empty)?.count(),
+        0,
+        "export wrote into it"
+    );
+
+    let not_sqlite = dir.path().join("notes.db");
+    std::fs::write(&not_sqlite, "not a database")?;
+    for (command, input) in [
+        ("import-seed", dir.path().join("nothere.db")),
+        ("import-seed", not_sqlite),
+        ("import", dir.path().join("nothere.jsonl")),
+    ] {
+        let output = run(&[
+            command.as_ref(),
+            input.as_ref(),
+            "--data-dir".as_ref(),
+            missing.as_ref(),
+        ])?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{command} {input:?}: {stderr}");
+        assert!(
+            !dir.path().join("nothere").exists(),
+            "{command} {input:?} left the data dir behind: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    Ok(())
+}
+
+#[test]
 fn a_data_dir_held_by_a_server_is_refused_with_advice() -> TestResult {
     let dir = tempfile::tempdir()?;
     let _server = Process::start(dir.path(), &[])?;
