@@ -131,12 +131,12 @@ pub fn run_command(command: Command) -> Result<(), CliError> {
                 bar.inc(bytes as u64)
             })?;
             bar.finish_and_clear();
-            finish_import(&store, &fingerprint, &summary, &file)
+            finish_import(&store, &fingerprint, into.mode, &summary, &file)
         })?,
         Command::ImportSeed { database, into } => undo_new_dir(&into.data_dir, || {
             let (store, fingerprint) = prepare_import(&into, &database)?;
             let summary = transfer::import_seed(&store, &database, into.mode)?;
-            finish_import(&store, &fingerprint, &summary, &database)
+            finish_import(&store, &fingerprint, into.mode, &summary, &database)
         })?,
     }
     Ok(())
@@ -196,6 +196,7 @@ fn progress(len: u64, unit: &str) -> ProgressBar {
 fn finish_import(
     store: &Store,
     fingerprint: &str,
+    mode: Mode,
     summary: &ImportSummary,
     from: &std::path::Path,
 ) -> Result<(), CliError> {
@@ -206,10 +207,8 @@ fn finish_import(
             eprintln!("{}: skipped: {reason}", from.display());
         }
     }
-    store
-        .record_import(fingerprint, SystemClock.now_ms())
-        .and_then(|()| store.flush())
-        .map_err(TransferError::from)?;
+    transfer::record_import(store, fingerprint, mode, SystemClock.now_ms())?;
+    store.flush().map_err(TransferError::from)?;
     eprintln!(
         "imported {} records into {} keys from {}; skipped {}",
         summary.records,

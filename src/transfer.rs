@@ -42,6 +42,23 @@ pub enum Mode {
     Replace,
 }
 
+impl Mode {
+    /// The mode as `--mode` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Add => "add",
+            Mode::Replace => "replace",
+        }
+    }
+
+    /// The mode of a [`Mode::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Mode::Add, Mode::Replace]
+            .into_iter()
+            .find(|mode| mode.name() == name)
+    }
+}
+
 /// Why moving counts failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
@@ -54,13 +71,16 @@ pub enum TransferError {
     /// The SQLite file could not be read.
     #[error("cannot read the SQLite database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// The same input was already imported in add mode.
+    /// The same input was already imported, and adding it again would double its counts.
     #[error(
-        "this input was already imported in add mode (at {when} UTC); importing it again would double its counts: pass --force to do it anyway"
+        "this input was already imported{} (at {when} UTC); importing it again in add mode would double its counts: pass --force to do it anyway",
+        mode.map_or(String::new(), |mode| format!(" in {} mode", mode.name()))
     )]
     AlreadyImported {
         /// When, as an ISO date.
         when: String,
+        /// The mode it was imported in, if known.
+        mode: Option<Mode>,
     },
 }
 
@@ -136,7 +156,9 @@ pub fn fingerprint(input: &mut impl Read) -> Result<String, std::io::Error> {
         .collect())
 }
 
-/// Refuses an add-mode import of an input already imported, unless forced.
+/// Refuses an add-mode import of an input already imported in either mode, unless forced (after
+/// a replace its counts are stored already, so adding them would double them); importing again
+/// in replace mode sets the same counts, so it is always allowed.
 pub fn check_not_imported(
     store: &Store,
     fingerprint: &str,
@@ -144,13 +166,24 @@ pub fn check_not_imported(
     force: bool,
 ) -> Result<(), TransferError> {
     if mode == Mode::Add && !force {
-        if let Some(ms) = store.imported(fingerprint)? {
+        if let Some((ms, previous)) = store.imported(fingerprint)? {
             return Err(TransferError::AlreadyImported {
                 when: date(crate::clock::day_of(ms)),
+                mode: previous.as_deref().and_then(Mode::from_name),
             });
         }
     }
     Ok(())
+}
+
+/// Records that the input with `fingerprint` was imported in `mode` at `now_ms`.
+pub fn record_import(
+    store: &Store,
+    fingerprint: &str,
+    mode: Mode,
+    now_ms: u64,
+) -> Result<(), TransferError> {
+    Ok(store.record_import(fingerprint, now_ms, mode.name())?)
 }
 
 /// Applies records to the store in atomic batches of [`BATCH`]. Keys are normalised with the

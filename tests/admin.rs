@@ -282,6 +282,52 @@ async fn export_import_round_trips_byte_for_byte_through_a_fresh_data_dir() -> T
 }
 
 #[test]
+fn a_re_import_is_refused_only_in_add_mode_naming_the_earlier_mode() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let import = |file: &std::path::Path, mode: &str| {
+        Command::new(BIN)
+            .args(["import", "--mode", mode])
+            .arg(file)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+    };
+    let backup = dir.path().join("backup.jsonl");
+    std::fs::write(&backup, "{\"url\":\"a.example\",\"total\":3}\n")?;
+    for round in ["first", "second"] {
+        let output = import(&backup, "replace")?;
+        assert!(
+            output.status.success(),
+            "{round} replace: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let added = import(&backup, "add")?;
+    let stderr = String::from_utf8_lossy(&added.stderr);
+    assert!(
+        !added.status.success(),
+        "an add after a replace doubles: {stderr}"
+    );
+    assert!(
+        stderr.contains("already imported in replace mode") && !stderr.contains("in add mode ("),
+        "{stderr}"
+    );
+
+    let more = dir.path().join("more.jsonl");
+    std::fs::write(&more, "{\"url\":\"b.example\",\"total\":2}\n")?;
+    assert!(import(&more, "add")?.status.success());
+    let again = import(&more, "add")?;
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success());
+    assert!(stderr.contains("already imported in add mode"), "{stderr}");
+    let store = Store::open(&data)?;
+    assert_eq!(store.get("a.example")?, Some(3));
+    assert_eq!(store.get("b.example")?, Some(2));
+    Ok(())
+}
+
+#[test]
 fn malformed_lines_are_reported_by_number_and_skipped() -> TestResult {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("in.jsonl");
