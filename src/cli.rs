@@ -120,7 +120,11 @@ pub fn run_command(command: Command) -> Result<(), CliError> {
             };
             bar.finish_and_clear();
             let to = output.map_or("standard output".into(), |p| p.display().to_string());
-            eprintln!("exported {count} keys from {} to {to}", data_dir.display());
+            eprintln!(
+                "exported {} from {} to {to}",
+                counted(count, "key"),
+                data_dir.display()
+            );
         }
         Command::Import { file, into } => undo_new_dir(&into.data_dir, || {
             let (store, fingerprint) = prepare_import(&into, &file)?;
@@ -131,12 +135,26 @@ pub fn run_command(command: Command) -> Result<(), CliError> {
                 bar.inc(bytes as u64)
             })?;
             bar.finish_and_clear();
-            finish_import(&store, &fingerprint, into.mode, &summary, &file)
+            finish_import(
+                &store,
+                &fingerprint,
+                into.mode,
+                &summary,
+                &file,
+                Input::Lines,
+            )
         })?,
         Command::ImportSeed { database, into } => undo_new_dir(&into.data_dir, || {
             let (store, fingerprint) = prepare_import(&into, &database)?;
             let summary = transfer::import_seed(&store, &database, into.mode)?;
-            finish_import(&store, &fingerprint, into.mode, &summary, &database)
+            finish_import(
+                &store,
+                &fingerprint,
+                into.mode,
+                &summary,
+                &database,
+                Input::Rows,
+            )
         })?,
     }
     Ok(())
@@ -192,17 +210,38 @@ fn progress(len: u64, unit: &str) -> ProgressBar {
     bar
 }
 
-/// Reports skipped lines, records the import, and prints the summary line.
+/// What an import reads: lines of JSON records, or the rows of a SQLite file.
+#[derive(Debug, Clone, Copy)]
+enum Input {
+    Lines,
+    Rows,
+}
+
+/// `n` and `noun`, the noun in the plural unless `n` is 1.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Reports skipped lines or rows, records the import, and prints the summary line.
 fn finish_import(
     store: &Store,
     fingerprint: &str,
     mode: Mode,
     summary: &ImportSummary,
     from: &std::path::Path,
+    input: Input,
 ) -> Result<(), CliError> {
-    for (line, reason) in &summary.skipped {
-        if *line > 0 {
-            eprintln!("{}: line {line} skipped: {reason}", from.display());
+    let (record, part) = match input {
+        Input::Lines => ("record", "line"),
+        Input::Rows => ("row", "row"),
+    };
+    for (number, reason) in &summary.skipped {
+        if *number > 0 {
+            eprintln!("{}: {part} {number} skipped: {reason}", from.display());
         } else {
             eprintln!("{}: skipped: {reason}", from.display());
         }
@@ -210,11 +249,11 @@ fn finish_import(
     transfer::record_import(store, fingerprint, mode, SystemClock.now_ms())?;
     store.flush().map_err(TransferError::from)?;
     eprintln!(
-        "imported {} records into {} keys from {}; skipped {}",
-        summary.records,
-        summary.keys,
+        "imported {} into {} from {}; skipped {}",
+        counted(summary.records, record),
+        counted(summary.keys, "key"),
         from.display(),
-        summary.skipped.len()
+        counted(summary.skipped.len(), part)
     );
     Ok(())
 }

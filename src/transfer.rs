@@ -87,11 +87,12 @@ pub enum TransferError {
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportSummary {
-    /// Records (lines or rows) applied.
+    /// Records (lines, or rows of a SQLite file) applied, the skipped ones not included.
     pub records: usize,
     /// Distinct keys written.
     pub keys: usize,
-    /// Malformed lines or rows skipped, with their line (or row) numbers and reasons.
+    /// Malformed lines or rows skipped, with their line numbers (a row's SQLite rowid) and
+    /// reasons.
     pub skipped: Vec<(usize, String)>,
 }
 
@@ -300,37 +301,48 @@ pub fn import_seed(
 ) -> Result<ImportSummary, TransferError> {
     let db =
         rusqlite::Connection::open_with_flags(sqlite, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let mut statement = db.prepare("SELECT url, count FROM url ORDER BY id")?;
-    let mut largest: HashMap<String, u64> = HashMap::new();
-    let mut skipped = Vec::new();
-    let mut rows = statement.query([])?;
-    let mut row_number = 0;
-    while let Some(row) = rows.next()? {
-        row_number += 1;
-        let url: Result<String, _> = row.get(0);
-        let count: Result<i64, _> = row.get(1);
-        match (url, count) {
-            (Ok(url), Ok(count)) if count >= 0 => {
-                let count = count as u64;
-                let slot = largest.entry(url).or_insert(0);
-                *slot = (*slot).max(count);
-            }
-            _ => skipped.push((row_number, "url or count is not usable".to_owned())),
-        }
-    }
+    // A row is numbered by its SQLite rowid (the original schema's `id`), which finds it again.
+    let mut statement = db.prepare("SELECT rowid, url, count FROM url ORDER BY rowid")?;
+    // Each URL string: its key, and the largest count among its rows.
+    let mut largest: HashMap<String, (String, u64)> = HashMap::new();
     let mut importer = Importer::new(store, mode);
-    for (row, reason) in skipped.drain(..) {
-        importer.skip(row, reason);
+    let mut used = 0;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        // A negative rowid (only ever set by hand) is reported unnumbered, as 0.
+        let number = row
+            .get::<_, i64>(0)
+            .ok()
+            .and_then(|id| usize::try_from(id).ok())
+            .unwrap_or(0);
+        let url: Result<String, _> = row.get(1);
+        let count: Result<i64, _> = row.get(2);
+        let (url, count) = match (url, count) {
+            (Ok(url), Ok(count)) if count >= 0 => (url, count as u64),
+            _ => {
+                importer.skip(number, "url or count is not usable".to_owned());
+                continue;
+            }
+        };
+        if let Some((_, slot)) = largest.get_mut(&url) {
+            *slot = (*slot).max(count);
+        } else {
+            match key::normalise(&url, MAX_KEY) {
+                Ok(key) => {
+                    largest.insert(url, (key, count));
+                }
+                Err(err) => {
+                    importer.skip(number, format!("bad url {url:?}: {err}"));
+                    continue;
+                }
+            }
+        }
+        used += 1;
     }
     let mut folded: BTreeMap<String, u64> = BTreeMap::new();
-    for (url, count) in largest {
-        match key::normalise(&url, MAX_KEY) {
-            Ok(key) => {
-                let total = folded.entry(key).or_insert(0);
-                *total = total.saturating_add(count);
-            }
-            Err(err) => importer.skip(0, format!("bad url {url:?}: {err}")),
-        }
+    for (key, count) in largest.into_values() {
+        let total = folded.entry(key).or_insert(0);
+        *total = total.saturating_add(count);
     }
     for (key, total) in folded {
         let record = Record {
@@ -341,6 +353,6 @@ pub fn import_seed(
         importer.add(0, record)?;
     }
     let mut summary = importer.finish()?;
-    summary.records = row_number;
+    summary.records = used;
     Ok(summary)
 }

@@ -358,7 +358,8 @@ fn malformed_lines_are_reported_by_number_and_skipped() -> TestResult {
         );
     }
     assert!(
-        stderr.contains("imported 2 records into 1 keys"),
+        stderr.contains("imported 2 records into 1 key from")
+            && stderr.ends_with("skipped 3 lines\n"),
         "{stderr}"
     );
     let store = Store::open(&data)?;
@@ -479,6 +480,96 @@ fn export_and_failed_imports_create_no_data_dir() -> TestResult {
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+    Ok(())
+}
+
+/// A SQLite file in the original server's schema holding `rows` (a `None` url is NULL).
+fn seed_file(path: &std::path::Path, rows: &[(Option<&str>, i64)]) -> Result<(), BoxError> {
+    let db = rusqlite::Connection::open(path)?;
+    db.execute(
+        "CREATE TABLE url (id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT, count INTEGER)",
+        [],
+    )?;
+    for (url, count) in rows {
+        db.execute(
+            "INSERT INTO url (url, count) VALUES (?1, ?2)",
+            rusqlite::params![url, count],
+        )?;
+    }
+    Ok(())
+}
+
+#[test]
+fn import_summaries_count_what_was_imported_number_every_skipped_row_and_pluralise() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let seed = dir.path().join("data.db");
+    seed_file(
+        &seed,
+        &[
+            (Some("a.example"), 5),
+            (Some("a.example"), 7),
+            (Some("A.EXAMPLE"), 3),
+            (Some("b.example"), 1),
+            (None, 4),
+            (Some("c.example"), -1),
+            (Some("bad host.com"), 9),
+            (Some("bad host.com"), 2),
+            (Some("d.example"), 2),
+            (Some("e.example"), 1),
+            (Some("exa mple"), 1),
+        ],
+    )?;
+    let import = |command: &str, input: &std::path::Path, data: &str| {
+        Command::new(BIN)
+            .arg(command)
+            .arg(input)
+            .arg("--data-dir")
+            .arg(dir.path().join(data))
+            .output()
+    };
+    let output = import("import-seed", &seed, "a")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // Rows are numbered by their rowid, the schema's id.
+    for row in [5, 6, 7, 8, 11] {
+        assert!(
+            stderr.contains(&format!("{}: row {row} skipped: ", seed.display())),
+            "row {row}: {stderr}"
+        );
+    }
+    assert_eq!(stderr.matches(" skipped: ").count(), 5, "{stderr}");
+    assert!(!stderr.contains("line"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "imported 6 rows into 4 keys from {}; skipped 5 rows",
+            seed.display()
+        )),
+        "{stderr}"
+    );
+
+    let one = dir.path().join("one.db");
+    seed_file(&one, &[(Some("one.example"), 1)])?;
+    let output = import("import-seed", &one, "b")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("imported 1 row into 1 key from") && stderr.ends_with("skipped 0 rows\n"),
+        "{stderr}"
+    );
+    let lines = dir.path().join("one.jsonl");
+    std::fs::write(&lines, "{\"url\":\"one.example\",\"total\":1}\nnot json\n")?;
+    let output = import("import", &lines, "c")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("imported 1 record into 1 key from")
+            && stderr.ends_with("skipped 1 line\n"),
+        "{stderr}"
+    );
+    let output = Command::new(BIN)
+        .args(["export", "--data-dir"])
+        .arg(dir.path().join("c"))
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("exported 1 key from"), "{stderr}");
     Ok(())
 }
 
