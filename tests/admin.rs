@@ -786,6 +786,46 @@ async fn metrics_are_prometheus_text_and_healthz_answers() -> TestResult {
     Ok(())
 }
 
+#[tokio::test]
+async fn the_keys_per_flush_histogram_has_buckets_of_counts() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let args = ["--metrics", "--flush-interval-ms", "50"];
+    let server = Process::start(dir.path(), &args)?;
+    let client = reqwest::Client::new();
+    for n in 0..20 {
+        let response = client
+            .get(format!("{}/count?url=keys.example/{n}", server.base))
+            .send()
+            .await?;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // a flush
+    let text = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let bucket = |le: &str| -> Option<u64> {
+        let prefix = format!("hitcounter_flush_keys_bucket{{le=\"{le}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+    };
+    for le in ["1", "10", "100", "1000", "10000", "100000", "1000000"] {
+        assert!(bucket(le).is_some(), "no bucket le={le}: {text}");
+    }
+    assert_eq!(bucket("0.0005"), None, "seconds buckets on a count: {text}");
+    // No flush wrote more than the 20 keys: each is within the bucket of 100.
+    let flushes = bucket("+Inf").ok_or("no +Inf bucket")?;
+    assert!(flushes >= 1, "{text}");
+    assert_eq!(bucket("100"), Some(flushes), "{text}");
+    assert!(
+        text.contains("hitcounter_flush_duration_seconds_bucket{le=\"0.0005\"}"),
+        "durations keep their buckets of seconds: {text}"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_distinct_urls_and_clients_stays_within_every_capacity() -> TestResult {
     let dir = tempfile::tempdir()?;
