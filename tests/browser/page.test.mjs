@@ -74,7 +74,7 @@ test('the tool page builds snippets, copies, looks up counts and shows top sites
     await page.fill('#lookup-url', 'exa mple.com');
     await page.click('#lookup button[type=submit]');
     await page.waitForSelector('#lookup-error:not([hidden])');
-    assert.equal(await page.textContent('#lookup-error'), 'bad url: url is not valid: invalid international domain name');
+    assert.equal(await page.textContent('#lookup-error'), 'bad url: the host has a character a host cannot have');
 
     // Top sites: ranked in the background within a second or so; the page shows them on load.
     let domains = [];
