@@ -281,6 +281,28 @@ fn a_template_without_count_is_refused_naming_the_file() -> TestResult {
 }
 
 #[test]
+fn a_bad_pattern_is_refused_naming_it_as_given() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let data = data.to_string_lossy();
+    for (flag, pattern, reason) in [
+        ("--allow", "(", "unclosed group"),
+        ("--deny", "b[", "unclosed character class"),
+        ("--top-ignore", "a)|(?:b", "unopened group"),
+    ] {
+        let stderr = refused(&["--data-dir", &data, flag, pattern], None)?;
+        assert!(
+            stderr.contains(&format!(
+                "the {flag} pattern \"{pattern}\" is not a valid regular expression: {reason}"
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("^(?:"), "the anchored form: {stderr}");
+    }
+    Ok(())
+}
+
+#[test]
 fn every_option_is_in_help_with_its_environment_variable() -> TestResult {
     let output = Command::new(BIN).arg("--help").output()?;
     assert!(output.status.success());
