@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -98,7 +98,7 @@ pub enum CliError {
 pub fn run_command(command: Command) -> Result<(), CliError> {
     match command {
         Command::Export { data_dir, output } => {
-            let store = Store::open(&data_dir)?;
+            let store = Store::open_existing(&data_dir)?;
             let bar = progress(store.len() as u64, "keys");
             let count = match &output {
                 Some(path) => {
@@ -120,9 +120,13 @@ pub fn run_command(command: Command) -> Result<(), CliError> {
             };
             bar.finish_and_clear();
             let to = output.map_or("standard output".into(), |p| p.display().to_string());
-            eprintln!("exported {count} keys from {} to {to}", data_dir.display());
+            eprintln!(
+                "exported {} from {} to {to}",
+                counted(count, "key"),
+                data_dir.display()
+            );
         }
-        Command::Import { file, into } => {
+        Command::Import { file, into } => undo_new_dir(&into.data_dir, || {
             let (store, fingerprint) = prepare_import(&into, &file)?;
             let input = open(&file)?;
             let size = input.metadata().map_or(0, |m| m.len());
@@ -131,21 +135,61 @@ pub fn run_command(command: Command) -> Result<(), CliError> {
                 bar.inc(bytes as u64)
             })?;
             bar.finish_and_clear();
-            finish_import(&store, &fingerprint, &summary, &file)?;
-        }
-        Command::ImportSeed { database, into } => {
+            finish_import(
+                &store,
+                &fingerprint,
+                into.mode,
+                &summary,
+                &file,
+                Input::Lines,
+            )
+        })?,
+        Command::ImportSeed { database, into } => undo_new_dir(&into.data_dir, || {
             let (store, fingerprint) = prepare_import(&into, &database)?;
             let summary = transfer::import_seed(&store, &database, into.mode)?;
-            finish_import(&store, &fingerprint, &summary, &database)?;
-        }
+            finish_import(
+                &store,
+                &fingerprint,
+                into.mode,
+                &summary,
+                &database,
+                Input::Rows,
+            )
+        })?,
     }
     Ok(())
 }
 
-/// Opens the data dir and fingerprints the input, refusing an add-mode re-import of it.
+/// Runs an import into `data_dir`; if it fails, removes what of `data_dir` it created, so that
+/// a failed import leaves no empty store behind (an import may make a new data dir, to restore).
+fn undo_new_dir(
+    data_dir: &Path,
+    import: impl FnOnce() -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    // The outermost missing directory: opening the store creates it and everything under it.
+    let created = data_dir
+        .ancestors()
+        .take_while(|dir| !dir.as_os_str().is_empty() && std::fs::symlink_metadata(dir).is_err())
+        .last()
+        .map(Path::to_path_buf);
+    let result = import();
+    if let (Err(_), Some(created)) = (&result, created) {
+        match std::fs::remove_dir_all(&created) {
+            // Not found: the import failed before it opened the store.
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                eprintln!("hitcounter: cannot remove {}: {err}", created.display());
+            }
+            _ => {}
+        }
+    }
+    result
+}
+
+/// Fingerprints the input, then opens the data dir (so a missing input creates nothing),
+/// refusing an add-mode re-import of it.
 fn prepare_import(into: &ImportOptions, input: &PathBuf) -> Result<(Store, String), CliError> {
-    let store = Store::open(&into.data_dir)?;
     let fingerprint = transfer::fingerprint(&mut open(input)?).map_err(TransferError::from)?;
+    let store = Store::open(&into.data_dir)?;
     transfer::check_not_imported(&store, &fingerprint, into.mode, into.force)?;
     Ok((store, fingerprint))
 }
@@ -166,30 +210,50 @@ fn progress(len: u64, unit: &str) -> ProgressBar {
     bar
 }
 
-/// Reports skipped lines, records the import, and prints the summary line.
+/// What an import reads: lines of JSON records, or the rows of a SQLite file.
+#[derive(Debug, Clone, Copy)]
+enum Input {
+    Lines,
+    Rows,
+}
+
+/// `n` and `noun`, the noun in the plural unless `n` is 1.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Reports skipped lines or rows, records the import, and prints the summary line.
 fn finish_import(
     store: &Store,
     fingerprint: &str,
+    mode: Mode,
     summary: &ImportSummary,
     from: &std::path::Path,
+    input: Input,
 ) -> Result<(), CliError> {
-    for (line, reason) in &summary.skipped {
-        if *line > 0 {
-            eprintln!("{}: line {line} skipped: {reason}", from.display());
+    let (record, part) = match input {
+        Input::Lines => ("record", "line"),
+        Input::Rows => ("row", "row"),
+    };
+    for (number, reason) in &summary.skipped {
+        if *number > 0 {
+            eprintln!("{}: {part} {number} skipped: {reason}", from.display());
         } else {
             eprintln!("{}: skipped: {reason}", from.display());
         }
     }
-    store
-        .record_import(fingerprint, SystemClock.now_ms())
-        .and_then(|()| store.flush())
-        .map_err(TransferError::from)?;
+    transfer::record_import(store, fingerprint, mode, SystemClock.now_ms())?;
+    store.flush().map_err(TransferError::from)?;
     eprintln!(
-        "imported {} records into {} keys from {}; skipped {}",
-        summary.records,
-        summary.keys,
+        "imported {} into {} from {}; skipped {}",
+        counted(summary.records, record),
+        counted(summary.keys, "key"),
         from.display(),
-        summary.skipped.len()
+        counted(summary.skipped.len(), part)
     );
     Ok(())
 }

@@ -306,12 +306,14 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// A `--top-ignore`, `--allow` or `--deny` pattern is not a regular expression.
-    #[error("a pattern is not a valid regular expression ({patterns}): {source}")]
+    #[error("the {flag} pattern \"{pattern}\" is not a valid regular expression: {reason}")]
     BadPattern {
-        /// The patterns given.
-        patterns: String,
-        /// The regex crate's error.
-        source: regex::Error,
+        /// The option that gave it.
+        flag: &'static str,
+        /// The pattern as given (or the patterns, if together they are too large).
+        pattern: String,
+        /// What the regex crate said, in one line.
+        reason: String,
     },
     /// The template lacks `{count}`.
     #[error("the SVG template {} does not contain {{count}}", path.display())]
@@ -321,9 +323,40 @@ pub enum ConfigError {
     },
 }
 
+/// Checks each of `patterns` (given by `flag`) alone, so that an error names the pattern as
+/// given rather than the anchored form it is compiled in.
+fn check_patterns(flag: &'static str, patterns: &[String]) -> Result<(), ConfigError> {
+    for pattern in patterns {
+        regex::Regex::new(pattern).map_err(|err| bad_pattern(flag, pattern.clone(), &err))?;
+    }
+    Ok(())
+}
+
+/// A [`ConfigError::BadPattern`], with the last line of the regex crate's error (its first
+/// lines repeat the pattern) as the reason.
+fn bad_pattern(flag: &'static str, pattern: String, err: &regex::Error) -> ConfigError {
+    let reason = match err {
+        regex::Error::Syntax(text) => text
+            .lines()
+            .rev()
+            .find_map(|line| line.strip_prefix("error: "))
+            .unwrap_or(text)
+            .to_owned(),
+        other => other.to_string(),
+    };
+    ConfigError::BadPattern {
+        flag,
+        pattern,
+        reason,
+    }
+}
+
 impl Config {
     /// Checks the configuration and loads the files it names.
     pub fn validate(self) -> Result<Settings, ConfigError> {
+        check_patterns("--top-ignore", &self.top_ignore)?;
+        check_patterns("--allow", &self.allow)?;
+        check_patterns("--deny", &self.deny)?;
         let svg_template = match self.svg_template {
             None => None,
             Some(path) => {
@@ -356,18 +389,13 @@ impl Config {
                 usize::from(self.top_urls.max(self.metrics_top_urls)),
                 &self.top_ignore,
             )
-            .map_err(|source| ConfigError::BadPattern {
-                patterns: self.top_ignore.join(" "),
-                source,
-            })?,
+            .map_err(|err| bad_pattern("--top-ignore", self.top_ignore.join(" "), &err))?,
             top_refresh: Duration::from_secs(self.top_refresh_secs),
             top_urls: usize::from(self.top_urls),
             history_days: self.history_days,
-            url_rules: UrlRules::new(&self.allow, &self.deny).map_err(|source| {
-                ConfigError::BadPattern {
-                    patterns: [self.allow.join(" "), self.deny.join(" ")].join(" "),
-                    source,
-                }
+            url_rules: UrlRules::new(&self.allow, &self.deny).map_err(|err| {
+                let patterns = [self.allow.join(" "), self.deny.join(" ")].join(" ");
+                bad_pattern("--allow or --deny", patterns, &err)
             })?,
             admin_token: self.admin_token.filter(|token| !token.is_empty()),
             metrics: self.metrics,

@@ -6,11 +6,29 @@ use clap::Parser;
 use hitcounter::cli::{Cli, run_command};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 /// Logging when `RUST_LOG` is unset: our own events at info. Connection errors (one for every
 /// malformed request a bot sends) are debug lines of `hitcounter::http::accept`, shown when asked for,
 /// e.g. `RUST_LOG=info,hitcounter::http::accept=debug`.
 const DEFAULT_LOG: &str = "info";
+
+/// The filter of a `RUST_LOG` value. A bare level (`debug`) is hitcounter's own, other crates
+/// staying at warn (or the level, if quieter) so that sled's internals do not drown our lines;
+/// directives that name a target (`sled=debug`) are used as given.
+fn log_filter(spec: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    let mut directives = vec![LevelFilter::WARN.to_string()];
+    for directive in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        match directive.parse::<LevelFilter>() {
+            Ok(level) => {
+                directives.push(level.min(LevelFilter::WARN).to_string());
+                directives.push(format!("hitcounter={level}"));
+            }
+            Err(_) => directives.push(directive.to_owned()),
+        }
+    }
+    EnvFilter::try_new(directives.join(","))
+}
 
 fn main() -> ExitCode {
     // Before the runtime exists: the allocator's settings must precede every other thread.
@@ -43,7 +61,13 @@ async fn serve() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
+            // An empty or unusable RUST_LOG is as if unset.
+            std::env::var("RUST_LOG")
+                .ok()
+                .filter(|spec| !spec.trim().is_empty())
+                .and_then(|spec| log_filter(&spec).ok())
+                .or_else(|| log_filter(DEFAULT_LOG).ok())
+                .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG)),
         )
         .init();
     match hitcounter::http::accept::raise_open_files_limit() {

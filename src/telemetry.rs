@@ -6,11 +6,16 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 
 /// The process-wide recorder (the `metrics` facade has one global recorder).
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Histogram buckets of durations, in seconds.
+const SECONDS_BUCKETS: [f64; 9] = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+/// Histogram buckets of `hitcounter_flush_keys`, a count of keys: up to a million a flush.
+const KEYS_BUCKETS: [f64; 7] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
 
 /// Installs the recorder once per process; gauges not set again within `idle` (the per-URL
 /// gauges of URLs that left the top) disappear. Returns the handle that renders `/metrics`.
@@ -19,7 +24,13 @@ pub fn install(idle: Duration) -> Option<PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .idle_timeout(MetricKindMask::GAUGE, Some(idle))
-                .set_buckets(&[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
+                .set_buckets(&SECONDS_BUCKETS)
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full("hitcounter_flush_keys".into()),
+                        &KEYS_BUCKETS,
+                    )
+                })
                 .ok()?;
             match builder.install_recorder() {
                 Ok(handle) => Some(handle),

@@ -42,6 +42,23 @@ pub enum Mode {
     Replace,
 }
 
+impl Mode {
+    /// The mode as `--mode` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Add => "add",
+            Mode::Replace => "replace",
+        }
+    }
+
+    /// The mode of a [`Mode::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Mode::Add, Mode::Replace]
+            .into_iter()
+            .find(|mode| mode.name() == name)
+    }
+}
+
 /// Why moving counts failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
@@ -54,24 +71,28 @@ pub enum TransferError {
     /// The SQLite file could not be read.
     #[error("cannot read the SQLite database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// The same input was already imported in add mode.
+    /// The same input was already imported, and adding it again would double its counts.
     #[error(
-        "this input was already imported in add mode (at {when} UTC); importing it again would double its counts: pass --force to do it anyway"
+        "this input was already imported{} (at {when} UTC); importing it again in add mode would double its counts: pass --force to do it anyway",
+        mode.map_or(String::new(), |mode| format!(" in {} mode", mode.name()))
     )]
     AlreadyImported {
         /// When, as an ISO date.
         when: String,
+        /// The mode it was imported in, if known.
+        mode: Option<Mode>,
     },
 }
 
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportSummary {
-    /// Records (lines or rows) applied.
+    /// Records (lines, or rows of a SQLite file) applied, the skipped ones not included.
     pub records: usize,
     /// Distinct keys written.
     pub keys: usize,
-    /// Malformed lines or rows skipped, with their line (or row) numbers and reasons.
+    /// Malformed lines or rows skipped, with their line numbers (a row's SQLite rowid) and
+    /// reasons.
     pub skipped: Vec<(usize, String)>,
 }
 
@@ -136,7 +157,9 @@ pub fn fingerprint(input: &mut impl Read) -> Result<String, std::io::Error> {
         .collect())
 }
 
-/// Refuses an add-mode import of an input already imported, unless forced.
+/// Refuses an add-mode import of an input already imported in either mode, unless forced (after
+/// a replace its counts are stored already, so adding them would double them); importing again
+/// in replace mode sets the same counts, so it is always allowed.
 pub fn check_not_imported(
     store: &Store,
     fingerprint: &str,
@@ -144,13 +167,24 @@ pub fn check_not_imported(
     force: bool,
 ) -> Result<(), TransferError> {
     if mode == Mode::Add && !force {
-        if let Some(ms) = store.imported(fingerprint)? {
+        if let Some((ms, previous)) = store.imported(fingerprint)? {
             return Err(TransferError::AlreadyImported {
                 when: date(crate::clock::day_of(ms)),
+                mode: previous.as_deref().and_then(Mode::from_name),
             });
         }
     }
     Ok(())
+}
+
+/// Records that the input with `fingerprint` was imported in `mode` at `now_ms`.
+pub fn record_import(
+    store: &Store,
+    fingerprint: &str,
+    mode: Mode,
+    now_ms: u64,
+) -> Result<(), TransferError> {
+    Ok(store.record_import(fingerprint, now_ms, mode.name())?)
 }
 
 /// Applies records to the store in atomic batches of [`BATCH`]. Keys are normalised with the
@@ -267,37 +301,48 @@ pub fn import_seed(
 ) -> Result<ImportSummary, TransferError> {
     let db =
         rusqlite::Connection::open_with_flags(sqlite, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let mut statement = db.prepare("SELECT url, count FROM url ORDER BY id")?;
-    let mut largest: HashMap<String, u64> = HashMap::new();
-    let mut skipped = Vec::new();
-    let mut rows = statement.query([])?;
-    let mut row_number = 0;
-    while let Some(row) = rows.next()? {
-        row_number += 1;
-        let url: Result<String, _> = row.get(0);
-        let count: Result<i64, _> = row.get(1);
-        match (url, count) {
-            (Ok(url), Ok(count)) if count >= 0 => {
-                let count = count as u64;
-                let slot = largest.entry(url).or_insert(0);
-                *slot = (*slot).max(count);
-            }
-            _ => skipped.push((row_number, "url or count is not usable".to_owned())),
-        }
-    }
+    // A row is numbered by its SQLite rowid (the original schema's `id`), which finds it again.
+    let mut statement = db.prepare("SELECT rowid, url, count FROM url ORDER BY rowid")?;
+    // Each URL string: its key, and the largest count among its rows.
+    let mut largest: HashMap<String, (String, u64)> = HashMap::new();
     let mut importer = Importer::new(store, mode);
-    for (row, reason) in skipped.drain(..) {
-        importer.skip(row, reason);
+    let mut used = 0;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        // A negative rowid (only ever set by hand) is reported unnumbered, as 0.
+        let number = row
+            .get::<_, i64>(0)
+            .ok()
+            .and_then(|id| usize::try_from(id).ok())
+            .unwrap_or(0);
+        let url: Result<String, _> = row.get(1);
+        let count: Result<i64, _> = row.get(2);
+        let (url, count) = match (url, count) {
+            (Ok(url), Ok(count)) if count >= 0 => (url, count as u64),
+            _ => {
+                importer.skip(number, "url or count is not usable".to_owned());
+                continue;
+            }
+        };
+        if let Some((_, slot)) = largest.get_mut(&url) {
+            *slot = (*slot).max(count);
+        } else {
+            match key::normalise(&url, MAX_KEY) {
+                Ok(key) => {
+                    largest.insert(url, (key, count));
+                }
+                Err(err) => {
+                    importer.skip(number, format!("bad url {url:?}: {err}"));
+                    continue;
+                }
+            }
+        }
+        used += 1;
     }
     let mut folded: BTreeMap<String, u64> = BTreeMap::new();
-    for (url, count) in largest {
-        match key::normalise(&url, MAX_KEY) {
-            Ok(key) => {
-                let total = folded.entry(key).or_insert(0);
-                *total = total.saturating_add(count);
-            }
-            Err(err) => importer.skip(0, format!("bad url {url:?}: {err}")),
-        }
+    for (key, count) in largest.into_values() {
+        let total = folded.entry(key).or_insert(0);
+        *total = total.saturating_add(count);
     }
     for (key, total) in folded {
         let record = Record {
@@ -308,6 +353,6 @@ pub fn import_seed(
         importer.add(0, record)?;
     }
     let mut summary = importer.finish()?;
-    summary.records = row_number;
+    summary.records = used;
     Ok(summary)
 }

@@ -7,16 +7,30 @@
   const defaults = { style: 'flat', label: 'hits', color: 'brightgreen', labelColor: 'grey', format: 'plain', show: 'total' };
 
   // ----- generator -----
+  // The colours the server takes: a shields name, or 3 or 6 hex digits.
+  const colorNames = ['brightgreen', 'green', 'yellowgreen', 'yellow', 'orange', 'red', 'blue', 'grey', 'gray',
+    'lightgrey', 'lightgray', 'success', 'important', 'critical', 'informational', 'inactive'];
+  const isColor = (value) => colorNames.includes(value) || /^([0-9a-f]{3}|[0-9a-f]{6})$/i.test(value);
+
+  // A colour field's value (a leading # dropped); the default when it is empty or no colour, so
+  // that no snippet carries a colour the server refuses, and the field's note says so.
+  function colorOf(id, fallback) {
+    const value = $(id).value.trim().replace(/^#/, '');
+    const bad = value !== '' && !isColor(value);
+    $(id).setAttribute('aria-invalid', String(bad));
+    $(id + '-error').hidden = !bad;
+    return bad || value === '' ? fallback : value;
+  }
+
   function options() {
-    const bareHex = (value) => value.trim().replace(/^#/, '');
     return {
       url: $('url').value.trim(),
       mode: document.querySelector('input[name=mode]:checked').value,
       useReferer: $('use-referer').checked,
       style: $('style').value,
       label: $('label').value,
-      color: bareHex($('color').value) || defaults.color,
-      labelColor: bareHex($('label-color').value) || defaults.labelColor,
+      color: colorOf('color', defaults.color),
+      labelColor: colorOf('label-color', defaults.labelColor),
       format: $('format').value,
       show: $('show').value,
     };
@@ -47,9 +61,12 @@
     return {
       html: '<img src="' + escapeAttr(badge) + '" alt="' + escapeAttr(alt) + '"' + policy + '>',
       markdown: '![' + alt.replace(/[[\]]/g, '\\$&') + '](' + badge + ')',
-      js: "fetch('" + escapeJs(text) + "', { credentials: 'include' })\n" +
+      // The element the script fills, then the script.
+      js: '<span id="hits"></span>\n<script>\n' +
+        "fetch('" + escapeJs(text) + "', { credentials: 'include' })\n" +
         '  .then((response) => response.text())\n' +
-        "  .then((count) => { document.getElementById('hits').textContent = count; });",
+        "  .then((count) => { document.getElementById('hits').textContent = count; });\n" +
+        '</script>',
       shields: 'https://img.shields.io/endpoint?url=' + encodeURIComponent(endpoint) + shieldsStyle,
       preview: withQuery('/nocount/tag.svg', query(o, true)),
     };

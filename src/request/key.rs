@@ -35,9 +35,28 @@ pub enum KeyError {
     /// The target names a scheme other than http or https.
     #[error("url scheme must be http or https")]
     Scheme,
-    /// The URL parser refused the target (bad host characters, bad port, ...).
+    /// The host holds a character no host may hold (a space, `<`, `|`, ...).
+    #[error("the host has a character a host cannot have")]
+    HostCharacter,
+    /// The URL parser refused the target (a bad port, an IDNA label that cannot be, ...).
     #[error("url is not valid: {0}")]
     Invalid(url::ParseError),
+}
+
+/// What no host may hold, past the characters that end it, which the parser reports only as an
+/// IDNA failure; `%` among them, as a host's escapes are decoded before the check.
+const NOT_IN_HOST: [char; 8] = [' ', '<', '>', '^', '|', '%', '[', ']'];
+
+/// The parser's refusal of `rest` (a target after its scheme), said plainly when it is a
+/// character no host may hold.
+fn invalid(rest: &str, err: url::ParseError) -> KeyError {
+    let authority = rest.split(['/', '\\', '?', '#']).next().unwrap_or(rest);
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let bad = |c: char| NOT_IN_HOST.contains(&c) || c.is_whitespace();
+    if err == url::ParseError::IdnaError && host.contains(bad) {
+        return KeyError::HostCharacter;
+    }
+    KeyError::Invalid(err)
 }
 
 /// Normalises a target URL (as given in `?url=` or a Referer) into its storage key.
@@ -86,7 +105,7 @@ fn bounded(key: String, max_len: usize) -> Result<String, KeyError> {
 fn parsed_key(rest: &str) -> Result<String, KeyError> {
     // Every target is parsed as http: the scheme is not part of the key, and WHATWG parsing of a
     // special scheme gives us IDNA, case folding, dot-segment removal and percent-encoding.
-    let mut url = Url::parse(&format!("http://{rest}")).map_err(KeyError::Invalid)?;
+    let mut url = Url::parse(&format!("http://{rest}")).map_err(|err| invalid(rest, err))?;
     let host = url.host_str().ok_or(KeyError::NoHost)?;
     // Trailing dots name the same host. Drop them all (with one dropped, `a..` would give the key
     // `a.`, which is `a` again), and parse what is left as a host again: `0..` is a domain, but
@@ -315,8 +334,23 @@ mod tests {
         for (target, want) in cases {
             assert_eq!(normalise(target, 2048), Err(want), "target {target:?}");
         }
+        for target in [
+            "exa mple.com/x",
+            "garbage url",
+            "a<b.com",
+            "a|b.com/x y",
+            "u@a^b.com",
+            "a%zzb.com",
+            "a\u{3000}b.com",
+        ] {
+            assert_eq!(
+                normalise(target, 2048),
+                Err(KeyError::HostCharacter),
+                "{target:?}"
+            );
+        }
         assert!(matches!(
-            normalise("exa mple.com/x", 2048),
+            normalise("xn--a.example/", 2048),
             Err(KeyError::Invalid(_))
         ));
         assert!(matches!(

@@ -129,19 +129,29 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Whether an import with this fingerprint was applied in add mode before, and when (ms).
-    pub fn imported(&self, fingerprint: &str) -> Result<Option<u64>, StoreError> {
+    /// When an import with this fingerprint was last applied (ms), and in which mode (`None`
+    /// when the record names none).
+    pub fn imported(&self, fingerprint: &str) -> Result<Option<(u64, Option<String>)>, StoreError> {
         let meta = self.db.open_tree(META_TREE)?;
-        Ok(meta
-            .get(format!("import:{fingerprint}"))?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map(u64::from_be_bytes))
+        Ok(meta.get(format!("import:{fingerprint}"))?.and_then(|v| {
+            let (ms, mode) = v.split_first_chunk::<8>()?;
+            let mode = std::str::from_utf8(mode).ok().filter(|m| !m.is_empty());
+            Some((u64::from_be_bytes(*ms), mode.map(str::to_owned)))
+        }))
     }
 
-    /// Records that an import with this fingerprint was applied at `now_ms`.
-    pub fn record_import(&self, fingerprint: &str, now_ms: u64) -> Result<(), StoreError> {
+    /// Records that an import with this fingerprint was applied at `now_ms` in `mode`.
+    pub fn record_import(
+        &self,
+        fingerprint: &str,
+        now_ms: u64,
+        mode: &str,
+    ) -> Result<(), StoreError> {
         let meta = self.db.open_tree(META_TREE)?;
-        meta.insert(format!("import:{fingerprint}"), &now_ms.to_be_bytes())?;
+        // The time, then the mode's name: a record of the time alone still reads.
+        let mut value = now_ms.to_be_bytes().to_vec();
+        value.extend_from_slice(mode.as_bytes());
+        meta.insert(format!("import:{fingerprint}"), value)?;
         Ok(())
     }
 

@@ -23,6 +23,12 @@ pub enum OpenError {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// The data directory (or the database in it) is not there, and the caller must not make it.
+    #[error("no data dir at {}", dir.display())]
+    Missing {
+        /// The data directory.
+        dir: PathBuf,
+    },
     /// Another process (a running server, most likely) holds the directory's lock.
     #[error(
         "data directory {} is in use by another hitcounter process: stop the server, or use the admin API",
@@ -59,6 +65,18 @@ pub enum OpenError {
 }
 
 impl Store {
+    /// Opens the store in `dir` only if it is there: what reading one (an export) needs, where
+    /// creating a directory or a database would hide a mistyped path.
+    pub fn open_existing(dir: &Path) -> Result<Self, OpenError> {
+        // sled keeps its data in the file `db`: a directory without it holds no store.
+        if !dir.join("db").is_file() {
+            return Err(OpenError::Missing {
+                dir: dir.to_path_buf(),
+            });
+        }
+        Self::open(dir)
+    }
+
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
         let unusable = |source| OpenError::Unusable {

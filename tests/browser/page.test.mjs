@@ -37,14 +37,41 @@ test('the tool page builds snippets, copies, looks up counts and shows top sites
     assert.ok(await page.$eval('#preview', (img) => img.naturalWidth) > 0, 'the preview loaded');
     assert.equal(await page.textContent('#html-snippet'), `<img src="${badge.replaceAll('&', '&amp;')}" alt="views">`);
     assert.equal(await page.textContent('#markdown-snippet'), `![views](${badge})`);
+    // The JavaScript snippet brings the element it fills.
     assert.equal(await page.textContent('#js-snippet'),
+      '<span id="hits"></span>\n<script>\n' +
       `fetch('${base}/count?url=${target}', { credentials: 'include' })\n` +
       '  .then((response) => response.text())\n' +
-      "  .then((count) => { document.getElementById('hits').textContent = count; });");
+      "  .then((count) => { document.getElementById('hits').textContent = count; });\n" +
+      '</script>');
     const endpoint = `${base}/count/shields.json?url=${target}&label=views&color=blue&labelColor=333&format=comma&show=both`;
     assert.equal(await page.textContent('#shields-snippet'),
       'https://img.shields.io/endpoint?url=' + encodeURIComponent(endpoint) + '&style=plastic');
     assert.ok(await page.isHidden('#referer-note'));
+    assert.ok(await page.isHidden('#color-error'));
+    assert.ok(await page.isHidden('#label-color-error'));
+
+    // A colour the server would refuse: the field says so, and no snippet or preview carries it.
+    await page.fill('#color', 'nope');
+    await page.fill('#label-color', '12345');
+    assert.ok(await page.isVisible('#color-error'));
+    assert.ok(await page.isVisible('#label-color-error'));
+    assert.match(await page.textContent('#color-error'), /the snippets leave it out/);
+    assert.equal(await page.getAttribute('#color', 'aria-invalid'), 'true');
+    const fallback = `${base}/count/tag.svg?url=${target}&style=plastic&label=views&format=comma&show=both`;
+    assert.equal(await page.textContent('#html-snippet'), `<img src="${fallback.replaceAll('&', '&amp;')}" alt="views">`);
+    assert.equal(await page.textContent('#markdown-snippet'), `![views](${fallback})`);
+    for (const id of ['#shields-snippet', '#js-snippet']) {
+      const snippet = decodeURIComponent(await page.textContent(id));
+      assert.ok(!snippet.includes('nope') && !snippet.includes('12345'), id + ': ' + snippet);
+    }
+    const preview = decodeURIComponent(await page.getAttribute('#preview', 'src'));
+    assert.ok(!preview.includes('nope') && !preview.includes('12345'), preview);
+    await page.fill('#color', 'blue');
+    await page.fill('#label-color', '333');
+    assert.ok(await page.isHidden('#color-error'));
+    assert.equal(await page.getAttribute('#color', 'aria-invalid'), 'false');
+    assert.equal(await page.textContent('#markdown-snippet'), `![views](${badge})`);
 
     // Relying on the Referer: no url=, the referrerpolicy attribute and its note.
     await page.check('#use-referer');
@@ -74,7 +101,7 @@ test('the tool page builds snippets, copies, looks up counts and shows top sites
     await page.fill('#lookup-url', 'exa mple.com');
     await page.click('#lookup button[type=submit]');
     await page.waitForSelector('#lookup-error:not([hidden])');
-    assert.equal(await page.textContent('#lookup-error'), 'bad url: url is not valid: invalid international domain name');
+    assert.equal(await page.textContent('#lookup-error'), 'bad url: the host has a character a host cannot have');
 
     // Top sites: ranked in the background within a second or so; the page shows them on load.
     let domains = [];

@@ -280,6 +280,52 @@ async fn export_import_round_trips_byte_for_byte_through_a_fresh_data_dir() -> T
 }
 
 #[test]
+fn a_re_import_is_refused_only_in_add_mode_naming_the_earlier_mode() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let import = |file: &std::path::Path, mode: &str| {
+        Command::new(BIN)
+            .args(["import", "--mode", mode])
+            .arg(file)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+    };
+    let backup = dir.path().join("backup.jsonl");
+    std::fs::write(&backup, "{\"url\":\"a.example\",\"total\":3}\n")?;
+    for round in ["first", "second"] {
+        let output = import(&backup, "replace")?;
+        assert!(
+            output.status.success(),
+            "{round} replace: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let added = import(&backup, "add")?;
+    let stderr = String::from_utf8_lossy(&added.stderr);
+    assert!(
+        !added.status.success(),
+        "an add after a replace doubles: {stderr}"
+    );
+    assert!(
+        stderr.contains("already imported in replace mode") && !stderr.contains("in add mode ("),
+        "{stderr}"
+    );
+
+    let more = dir.path().join("more.jsonl");
+    std::fs::write(&more, "{\"url\":\"b.example\",\"total\":2}\n")?;
+    assert!(import(&more, "add")?.status.success());
+    let again = import(&more, "add")?;
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success());
+    assert!(stderr.contains("already imported in add mode"), "{stderr}");
+    let store = Store::open(&data)?;
+    assert_eq!(store.get("a.example")?, Some(3));
+    assert_eq!(store.get("b.example")?, Some(2));
+    Ok(())
+}
+
+#[test]
 fn malformed_lines_are_reported_by_number_and_skipped() -> TestResult {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("in.jsonl");
@@ -310,7 +356,8 @@ fn malformed_lines_are_reported_by_number_and_skipped() -> TestResult {
         );
     }
     assert!(
-        stderr.contains("imported 2 records into 1 keys"),
+        stderr.contains("imported 2 records into 1 key from")
+            && stderr.ends_with("skipped 3 lines\n"),
         "{stderr}"
     );
     let store = Store::open(&data)?;
@@ -383,6 +430,144 @@ fn the_original_servers_sqlite_file_migrates() -> TestResult {
         !again.status.success(),
         "a second add of the same file is refused"
     );
+    Ok(())
+}
+
+#[test]
+fn export_and_failed_imports_create_no_data_dir() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let run = |args: &[&std::ffi::OsStr]| Command::new(BIN).args(args).output();
+    let missing = dir.path().join("nothere").join("data");
+    let output = run(&["export".as_ref(), "--data-dir".as_ref(), missing.as_ref()])?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no data dir at {}", missing.display())),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("nothere").exists(), "export created it");
+    // A directory that holds no store is not one: export writes no database into it.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty)?;
+    let output = run(&["export".as_ref(), "--data-dir".as_ref(), empty.as_ref()])?;
+    assert!(!output.status.success());
+    assert_eq!(
+        std::fs::read_dir(&empty)?.count(),
+        0,
+        "export wrote into it"
+    );
+
+    let not_sqlite = dir.path().join("notes.db");
+    std::fs::write(&not_sqlite, "not a database")?;
+    for (command, input) in [
+        ("import-seed", dir.path().join("nothere.db")),
+        ("import-seed", not_sqlite),
+        ("import", dir.path().join("nothere.jsonl")),
+    ] {
+        let output = run(&[
+            command.as_ref(),
+            input.as_ref(),
+            "--data-dir".as_ref(),
+            missing.as_ref(),
+        ])?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{command} {input:?}: {stderr}");
+        assert!(
+            !dir.path().join("nothere").exists(),
+            "{command} {input:?} left the data dir behind: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    Ok(())
+}
+
+/// A SQLite file in the original server's schema holding `rows` (a `None` url is NULL).
+fn seed_file(path: &std::path::Path, rows: &[(Option<&str>, i64)]) -> Result<(), BoxError> {
+    let db = rusqlite::Connection::open(path)?;
+    db.execute(
+        "CREATE TABLE url (id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT, count INTEGER)",
+        [],
+    )?;
+    for (url, count) in rows {
+        db.execute(
+            "INSERT INTO url (url, count) VALUES (?1, ?2)",
+            rusqlite::params![url, count],
+        )?;
+    }
+    Ok(())
+}
+
+#[test]
+fn import_summaries_count_what_was_imported_number_every_skipped_row_and_pluralise() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let seed = dir.path().join("data.db");
+    seed_file(
+        &seed,
+        &[
+            (Some("a.example"), 5),
+            (Some("a.example"), 7),
+            (Some("A.EXAMPLE"), 3),
+            (Some("b.example"), 1),
+            (None, 4),
+            (Some("c.example"), -1),
+            (Some("bad host.com"), 9),
+            (Some("bad host.com"), 2),
+            (Some("d.example"), 2),
+            (Some("e.example"), 1),
+            (Some("exa mple"), 1),
+        ],
+    )?;
+    let import = |command: &str, input: &std::path::Path, data: &str| {
+        Command::new(BIN)
+            .arg(command)
+            .arg(input)
+            .arg("--data-dir")
+            .arg(dir.path().join(data))
+            .output()
+    };
+    let output = import("import-seed", &seed, "a")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // Rows are numbered by their rowid, the schema's id.
+    for row in [5, 6, 7, 8, 11] {
+        assert!(
+            stderr.contains(&format!("{}: row {row} skipped: ", seed.display())),
+            "row {row}: {stderr}"
+        );
+    }
+    assert_eq!(stderr.matches(" skipped: ").count(), 5, "{stderr}");
+    assert!(!stderr.contains("line"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "imported 6 rows into 4 keys from {}; skipped 5 rows",
+            seed.display()
+        )),
+        "{stderr}"
+    );
+
+    let one = dir.path().join("one.db");
+    seed_file(&one, &[(Some("one.example"), 1)])?;
+    let output = import("import-seed", &one, "b")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("imported 1 row into 1 key from") && stderr.ends_with("skipped 0 rows\n"),
+        "{stderr}"
+    );
+    let lines = dir.path().join("one.jsonl");
+    std::fs::write(&lines, "{\"url\":\"one.example\",\"total\":1}\nnot json\n")?;
+    let output = import("import", &lines, "c")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("imported 1 record into 1 key from")
+            && stderr.ends_with("skipped 1 line\n"),
+        "{stderr}"
+    );
+    let output = Command::new(BIN)
+        .args(["export", "--data-dir"])
+        .arg(dir.path().join("c"))
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("exported 1 key from"), "{stderr}");
     Ok(())
 }
 
@@ -595,6 +780,46 @@ async fn metrics_are_prometheus_text_and_healthz_answers() -> TestResult {
             .samples
             .iter()
             .any(|s| s.metric.starts_with("hitcounter_flush_duration_seconds"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_keys_per_flush_histogram_has_buckets_of_counts() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let args = ["--metrics", "--flush-interval-ms", "50"];
+    let server = Process::start(dir.path(), &args)?;
+    let client = reqwest::Client::new();
+    for n in 0..20 {
+        let response = client
+            .get(format!("{}/count?url=keys.example/{n}", server.base))
+            .send()
+            .await?;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // a flush
+    let text = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let bucket = |le: &str| -> Option<u64> {
+        let prefix = format!("hitcounter_flush_keys_bucket{{le=\"{le}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+    };
+    for le in ["1", "10", "100", "1000", "10000", "100000", "1000000"] {
+        assert!(bucket(le).is_some(), "no bucket le={le}: {text}");
+    }
+    assert_eq!(bucket("0.0005"), None, "seconds buckets on a count: {text}");
+    // No flush wrote more than the 20 keys: each is within the bucket of 100.
+    let flushes = bucket("+Inf").ok_or("no +Inf bucket")?;
+    assert!(flushes >= 1, "{text}");
+    assert_eq!(bucket("100"), Some(flushes), "{text}");
+    assert!(
+        text.contains("hitcounter_flush_duration_seconds_bucket{le=\"0.0005\"}"),
+        "durations keep their buckets of seconds: {text}"
     );
     Ok(())
 }

@@ -111,6 +111,37 @@ async fn kill_9_after_a_flush_interval_loses_nothing() -> TestResult {
     Ok(())
 }
 
+#[tokio::test]
+async fn a_bare_rust_log_level_is_hitcounter_s_own_and_leaves_sled_at_warn() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut server = Process::start_logging(dir.path(), &[], "debug")?;
+    let client = reqwest::Client::new();
+    count(&client, &server.base, "log.example").await?;
+    server.terminate()?;
+    let status = server.wait(Duration::from_secs(15))?;
+    assert!(status.success(), "{status}");
+    let log = server.log();
+    // A line is `<time> <LEVEL> <target>: <message>`.
+    let targets: Vec<(&str, &str)> = log
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace().skip(1);
+            Some((words.next()?, words.next()?))
+        })
+        .collect();
+    assert!(
+        targets
+            .iter()
+            .any(|&(level, target)| level == "DEBUG" && target.starts_with("hitcounter")),
+        "no debug line of hitcounter's: {log}"
+    );
+    assert!(
+        !targets.iter().any(|(_, target)| target.starts_with("sled")),
+        "sled's lines: {log}"
+    );
+    Ok(())
+}
+
 /// Runs the binary expecting it to refuse to start; returns its stderr.
 fn refused(
     args: &[&str],
@@ -244,6 +275,28 @@ fn a_template_without_count_is_refused_naming_the_file() -> TestResult {
         )),
         "{stderr}"
     );
+    Ok(())
+}
+
+#[test]
+fn a_bad_pattern_is_refused_naming_it_as_given() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let data = data.to_string_lossy();
+    for (flag, pattern, reason) in [
+        ("--allow", "(", "unclosed group"),
+        ("--deny", "b[", "unclosed character class"),
+        ("--top-ignore", "a)|(?:b", "unopened group"),
+    ] {
+        let stderr = refused(&["--data-dir", &data, flag, pattern], None)?;
+        assert!(
+            stderr.contains(&format!(
+                "the {flag} pattern \"{pattern}\" is not a valid regular expression: {reason}"
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("^(?:"), "the anchored form: {stderr}");
+    }
     Ok(())
 }
 
