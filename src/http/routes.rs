@@ -175,10 +175,7 @@ fn finish(method: Method, origin: Option<HeaderValue>, answer: Answer) -> Respon
 
 /// The answer, under `route`, for a rejection: one that means no route matched, or a body that
 /// was too large or had no length.
-async fn answer_rejection(
-    route: &'static str,
-    rejection: Rejection,
-) -> Result<Answer, Infallible> {
+async fn answer_rejection(route: &'static str, rejection: Rejection) -> Result<Answer, Infallible> {
     Ok(Answer::new(route, error::rejection_reply(&rejection)))
 }
 
