@@ -2,7 +2,6 @@
 //! front cache, durable on return) and stream every count as JSON Lines. Every request must send
 //! `Authorization: Bearer <token>`; the token is compared in constant time.
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -10,11 +9,9 @@ use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use warp::http::StatusCode;
-use warp::http::header::{self, HeaderValue};
-use warp::reply::{Reply, Response};
+use warp::http::header::HeaderValue;
+use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::endpoints::count::{App, target_key};
@@ -22,8 +19,8 @@ use crate::http::error::{Error, Output, reply};
 use crate::http::routes::{Route, get_or_head, optional_header, with_state};
 use crate::request::guards::{client_group, client_ip};
 use crate::request::query::Query;
-use crate::transfer;
 
+mod export;
 mod lockout;
 pub use lockout::{FAILURES_PER_MINUTE, Lockout};
 
@@ -36,8 +33,6 @@ impl warp::reject::Reject for Denied {}
 
 /// The largest body `PUT /admin/count` reads: a total is at most 20 digits.
 const MAX_BODY: u64 = 32;
-/// Bytes an export sends at a time.
-const CHUNK: usize = 64 * 1024;
 
 /// The admin routes for a connection from `peer` (failed attempts are limited per client).
 /// Without a configured token they do not exist: every `/admin/…` request, whatever its
@@ -235,76 +230,18 @@ async fn delete(
     Ok(json(&DeleteBody { url: &key, deleted }))
 }
 
-/// Checkpoints pending hits into the counts tree, then streams the store from a blocking thread through a small channel:
-/// the export never holds more than a few chunks in memory.
+/// Streams every count, once the token is checked ([`export::stream`]).
 async fn stream_export(
     app: &App,
     client: Option<IpAddr>,
     auth: Option<HeaderValue>,
 ) -> Result<Response, Error> {
     authorize(app, client, auth)?;
-    let counter = Arc::clone(&app.counter);
-    blocking(move || counter.checkpoint().map(|_| ())).await?;
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let store = app.counter.store()?;
-    tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter {
-            tx,
-            buffer: Vec::with_capacity(CHUNK),
-        };
-        let exported = transfer::export(&store, &mut out, || {}).and_then(|n| {
-            out.flush()?;
-            Ok(n)
-        });
-        match exported {
-            Ok(keys) => tracing::info!(keys, "admin export done"),
-            Err(err) => {
-                tracing::warn!(cause = %err, "admin export stopped");
-                let _ = out
-                    .tx
-                    .blocking_send(Err(std::io::Error::other(err.to_string())));
-            }
-        }
-    });
-    let mut response = warp::reply::stream(ReceiverStream::new(rx)).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    Ok(response)
+    export::stream(app).await
 }
 
-/// Sends what is written to the export's channel, a chunk at a time; fails once the client has
-/// gone, which stops the export.
-struct ChannelWriter {
-    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
-    buffer: Vec<u8>,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buffer,
-            Vec::with_capacity(CHUNK),
-        ));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
-        })
-    }
-}
-
-async fn blocking<T: Send + 'static>(
+/// Runs store work on a blocking thread.
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, Error> {
     match tokio::task::spawn_blocking(work).await {
