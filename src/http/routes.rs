@@ -27,16 +27,40 @@ mod counting;
 /// enough for the compiler (an unboxed tree of a dozen endpoints overflows its recursion limit).
 pub(crate) type Route = BoxedFilter<(Response,)>;
 
-/// An endpoint's reply and the name `/metrics` counts it under, on its way to [`finish`].
+/// An endpoint's reply on its way to [`finish`], with what finishing it needs: the name
+/// `/metrics` counts it under, and of the request, whether it was `HEAD` and its `Origin`.
 pub(crate) struct Answer {
     route: &'static str,
     response: Response,
+    head: bool,
+    origin: Option<HeaderValue>,
 }
 
 impl Answer {
-    /// The reply of the endpoint named `route`.
-    pub(crate) fn new(route: &'static str, response: Response) -> Self {
-        Self { route, response }
+    /// The reply of the endpoint named `route` to a request of `method` from `origin`.
+    pub(crate) fn new(
+        route: &'static str,
+        response: Response,
+        method: &Method,
+        origin: Option<HeaderValue>,
+    ) -> Self {
+        Self {
+            route,
+            response,
+            head: method == Method::HEAD,
+            origin,
+        }
+    }
+
+    /// The reply of the endpoint named `route`, its request's method and `Origin` to be said
+    /// ([`Answer::to`]).
+    fn of(route: &'static str, response: Response) -> Self {
+        Self::new(route, response, &Method::GET, None)
+    }
+
+    /// This answer, to a request of `method` from `origin`.
+    fn to(self, method: &Method, origin: Option<HeaderValue>) -> Self {
+        Self::new(self.route, self.response, method, origin)
     }
 }
 
@@ -84,10 +108,7 @@ impl Routes {
                     .boxed()
             });
         // No `warp::trace::request()`: [`telemetry::request`] gives each request's debug line.
-        let others = others
-            .recover(|rejection| answer_rejection("none", rejection))
-            .unify()
-            .boxed();
+        let others = answering("none", others);
         Self { app, others }
     }
 
@@ -98,14 +119,11 @@ impl Routes {
         &self,
         peer: Option<SocketAddr>,
     ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
-        let endpoints = counting::route(&self.app, peer)
+        counting::route(&self.app, peer)
             .or(self.admin_for(peer))
             .unify()
             .or(self.others.clone())
-            .unify();
-        warp::method()
-            .and(optional_header("origin"))
-            .and(endpoints)
+            .unify()
             .map(finish)
     }
 
@@ -130,12 +148,7 @@ impl Routes {
                 })
             })
             .untuple_one()
-            .and(
-                admin
-                    .map(|response| Answer::new("admin", response))
-                    .recover(|rejection| answer_rejection("admin", rejection))
-                    .unify(),
-            )
+            .and(answering("admin", named("admin", admin)))
             .boxed()
     }
 
@@ -155,13 +168,15 @@ impl Routes {
 /// The one step every reply takes, whichever endpoint made it: counted in `/metrics` under its
 /// endpoint, given the common headers (and `origin`, when the request named one), and without
 /// its body when the request was `HEAD` (which hyper's HTTP/2 would otherwise send).
-fn finish(method: Method, origin: Option<HeaderValue>, answer: Answer) -> Response {
+fn finish(answer: Answer) -> Response {
     let Answer {
         route,
         mut response,
+        head,
+        origin,
     } = answer;
     telemetry::request(route, response.status().as_u16());
-    if method == Method::HEAD {
+    if head {
         // The length a GET would have had stays said, as RFC 9110 §9.3.2 allows.
         if let Some(length) = warp::hyper::body::Body::size_hint(response.body()).exact() {
             response
@@ -173,10 +188,22 @@ fn finish(method: Method, origin: Option<HeaderValue>, answer: Answer) -> Respon
     headers::add_common(origin, response)
 }
 
-/// The answer, under `route`, for a rejection: one that means no route matched, or a body that
-/// was too large or had no length.
-async fn answer_rejection(route: &'static str, rejection: Rejection) -> Result<Answer, Infallible> {
-    Ok(Answer::new(route, error::rejection_reply(&rejection)))
+/// `routes`, whose answers are said to the request's method and `Origin`, and which answer
+/// whatever request reaches them: a rejection (no route matched, a body too large or without a
+/// length) becomes the reply of `fallback`. The counting route makes its [`Answer`] from the
+/// request's parts it holds already; these routes, which carry little traffic, read them here.
+fn answering(fallback: &'static str, routes: BoxedFilter<(Answer,)>) -> BoxedFilter<(Answer,)> {
+    warp::method()
+        .and(optional_header("origin"))
+        .and(
+            routes
+                .recover(move |rejection: Rejection| async move {
+                    Ok::<_, Infallible>(Answer::of(fallback, error::rejection_reply(&rejection)))
+                })
+                .unify(),
+        )
+        .map(|method: Method, origin, answer: Answer| answer.to(&method, origin))
+        .boxed()
 }
 
 /// GET|HEAD /nocount/history.json?url=…&days=30 — daily counts, oldest first.
@@ -226,7 +253,7 @@ fn metrics(handle: PrometheusHandle) -> Route {
 /// `route`'s replies, as answers of the endpoint `name`.
 fn named(name: &'static str, route: Route) -> BoxedFilter<(Answer,)> {
     route
-        .map(move |response| Answer::new(name, response))
+        .map(move |response| Answer::of(name, response))
         .boxed()
 }
 

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use warp::http::Method;
-use warp::http::header::HeaderMap;
+use warp::http::header::{self, HeaderMap};
 use warp::{Filter, Rejection};
 
 use super::{Answer, query_and_headers};
@@ -63,6 +63,7 @@ fn answer(app: &App, peer: Option<SocketAddr>, counted: Counted) -> Answer {
         query,
         headers,
     } = counted;
+    let origin = headers.get(header::ORIGIN).cloned();
     let visit = Visit {
         peer,
         method,
@@ -74,7 +75,7 @@ fn answer(app: &App, peer: Option<SocketAddr>, counted: Counted) -> Answer {
     } else {
         error::Error::MethodNotAllowed.into_response(render.output())
     };
-    Answer::new(name, response)
+    Answer::new(name, response, &visit.method, origin)
 }
 
 /// A counting request's parts: its endpoint (as [`endpoint`] names it), method, raw
