@@ -2,14 +2,13 @@
 //!
 //! glibc's malloc raises its mmap threshold each time a large block that it mapped is freed (up
 //! to 32 MiB), after which every large block (sled's node buffers are often 100 KiB or more)
-//! comes from the heap arenas instead and fragments them: in `benches/scale.sh` (1M distinct
-//! pages) peak RSS was 83 MiB with the default, and 51–57 MiB with the threshold fixed, for the
-//! same live data. Fixing the thresholds turns that adjustment off: large blocks are mapped and
-//! unmapped on their own, and freed heap tops go back to the system.
+//! comes from the heap arenas instead and fragments them. Fixing the thresholds turns that
+//! adjustment off: large blocks are mapped and unmapped on their own, and freed heap tops go
+//! back to the system.
 //!
 //! glibc also gives threads up to eight heap arenas per core, and sled's I/O threads, the
 //! runtime's workers and the flusher's blocking thread each fill their own: one arena per core
-//! took a 100k-page `load.sh` distinct-keys run (20 s) from 57 to 46 MiB peak, a little faster.
+//! keeps that memory down, at no cost in speed.
 //!
 //! One setting is not here: glibc reads `glibc.malloc.hugetlb` (transparent huge pages for its
 //! heaps, a faster start on a big data dir) only from `GLIBC_TUNABLES` in the environment, so

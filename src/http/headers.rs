@@ -1,8 +1,8 @@
 //! The headers every response carries (no caching, CORS), and replies that start with them.
 //!
 //! Most replies are one of a few content types: for those the whole header map is cloned from a
-//! template made once, rather than built insert by insert (each insert hashes its name and probes,
-//! ~180 instructions; the clone copies five entries).
+//! template made once, rather than built insert by insert (each insert hashes its name and
+//! probes; the clone copies five entries).
 
 use std::sync::LazyLock;
 
@@ -24,8 +24,7 @@ const TEMPLATED: [&str; 3] = [
 ///
 /// No caching anywhere (so image proxies such as GitHub's re-fetch the badge), and CORS that lets
 /// a page fetch with credentials. `Cache-Control` alone: HTTP/1.1 caches ignore `Pragma` and
-/// `Expires` beside it, and the two cost about 500 instructions of every request to insert and
-/// write.
+/// `Expires` beside it, and every request would pay to insert and write them.
 fn common() -> [(HeaderName, HeaderValue); 4] {
     [
         (

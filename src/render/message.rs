@@ -70,8 +70,7 @@ pub fn message(counts: Counts, show: Show, format: NumberFormat) -> String {
 
 /// `f` of the message for `counts`, as [`message`] writes it. A plain number (the default) is
 /// written on the stack by `itoa`: `to_string` goes through the formatting machinery and
-/// allocates (~250 instructions of every badge), and digits written one by one then checked as
-/// UTF-8 took ~120 (`itoa` writes two at a time and needs no check).
+/// allocates, and `itoa` writes two digits at a time and needs no UTF-8 check.
 pub fn with_message<R>(
     counts: Counts,
     show: Show,

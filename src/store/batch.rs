@@ -1,7 +1,7 @@
 //! A flush's latest counts, encoded once, as the journal stores them: the journal appends the
-//! bytes as they are, a checkpoint reads them back in the order of the pages tree. About 25 bytes more than its
-//! key per page and no allocation per page: a flush of the whole front cache (150,000 pages)
-//! took 21 MB as owned keys in vectors, and its peak counted in the flood's RSS.
+//! bytes as they are, a checkpoint reads them back in the order of the pages tree. A few bytes
+//! more than its key per page and no allocation per page, where owned keys in vectors made a
+//! flush of the whole front cache a peak of memory.
 //!
 //! The encoding is entries of `key length (u32, big-endian) | key | packed counts value`.
 

@@ -1,11 +1,10 @@
 //! The journal: a flush's latest counts appended to one file and fsynced, instead of one sled
 //! write per page, and the checkpoint that later writes them into the pages tree once.
 //!
-//! A page hit every second or two would otherwise cost a counts-tree write per flush (about
-//! 1.5 µs each, `cargo bench --bench counter -- flush`); a journal entry costs a copy of the key
-//! and its value. A plain file rather than a sled tree: sled held every journaled record in
-//! memory until a checkpoint (peak RSS 134 MiB after a minute of `benches/load.sh`'s distinct
-//! pages, against 44 MiB without a journal), and its log grew by as much on disk.
+//! A page hit every second or two would otherwise cost a pages-tree write per flush; a journal
+//! entry costs a copy of the key and its value. A plain file rather than a sled tree: a tree of
+//! journal records held every one in memory until a checkpoint, and sled's log grew by as much
+//! on disk.
 //!
 //! The file is a header (`HCJOURN1`, then the generation, a big-endian u64) and records, each
 //! `payload length (u32 BE) | CRC-32 of the payload (u32 BE) | payload`; a payload is a flush's

@@ -1,6 +1,6 @@
 //! Moving a data dir of the layout before page ids (pages under their whole keys in `counts`,
 //! `key \0 day` buckets in `days`) into the pages and days trees, at open. Long keys there made
-//! sled's index nodes huge (a flood of 2 KB URLs took 32 KB a page on disk).
+//! sled's index nodes huge, and a page's disk cost many times its URL.
 
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;

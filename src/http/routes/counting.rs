@@ -29,7 +29,7 @@ pub(super) fn route(
 ) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone + use<> {
     let app = Arc::clone(app);
     // `map` with the state captured, not `with_state` and `then`: the handler is synchronous, and
-    // each `and` or `then` layer moves the request's state along once more (~500 instructions).
+    // each `and` or `then` layer moves the request's state along once more.
     warp::path::full()
         .and(warp::method())
         // A ready future, not an `async` block: nothing here waits.
