@@ -8,13 +8,13 @@
 //! every digit changed, and the bytes that differ must be the message's digits, occurrence after
 //! occurrence; anything else and no stamp is kept. Pure, with a process-wide bounded memo.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use dashmap::DashMap;
 use shields::{Font, get_text_width};
 
+use crate::bounded::Room;
 use crate::render::badge::{self, Look};
 use crate::render::bodies;
 
@@ -25,7 +25,7 @@ const CAPACITY: usize = 256;
 static STAMPS: LazyLock<Memo> = LazyLock::new(|| Memo {
     default: RwLock::new(Vec::new()),
     looks: DashMap::new(),
-    len: AtomicUsize::new(0),
+    room: Room::new(CAPACITY),
 });
 
 /// Whether the digits share one width in every font the badge styles use: if an update of the
@@ -50,18 +50,21 @@ struct Memo {
     default: RwLock<Vec<Stamp>>,
     /// The stamps of every other look.
     looks: DashMap<Look, Vec<Stamp>>,
-    /// Stamps in both.
-    len: AtomicUsize,
+    /// Stamps in both: a count of stamps, not of looks, so a bound beside the maps.
+    room: Room,
 }
 
 impl Memo {
-    /// Counts one more stamp; clears everything first when the memo is full.
-    fn make_room(&self) {
-        if self.len.fetch_add(1, Ordering::Relaxed) >= CAPACITY {
-            write(&self.default).clear();
-            self.looks.clear();
-            self.len.store(1, Ordering::Relaxed);
-        }
+    /// Claims a place for one more stamp; clears everything first when the memo is full.
+    fn make_room(&self) -> bool {
+        self.room.claim_clearing(|| {
+            let mut cleared = std::mem::take(&mut *write(&self.default)).len();
+            self.looks.retain(|_, stamps| {
+                cleared += stamps.len();
+                false
+            });
+            cleared
+        })
     }
 }
 
@@ -104,8 +107,9 @@ pub fn render(look: &Look, message: &str) -> Bytes {
         }
     }
     let svg = badge::render(look, message);
-    if let Some(stamp) = Stamp::cut(look, message, &svg) {
-        STAMPS.make_room();
+    if let Some(stamp) = Stamp::cut(look, message, &svg)
+        && STAMPS.make_room()
+    {
         STAMPS.looks.entry(look.clone()).or_default().push(stamp);
     }
     svg.into()
@@ -121,8 +125,9 @@ pub fn render_default(message: &str) -> Bytes {
     }
     let look = Look::default();
     let svg = badge::render(&look, message);
-    if let Some(stamp) = Stamp::cut(&look, message, &svg) {
-        STAMPS.make_room();
+    if let Some(stamp) = Stamp::cut(&look, message, &svg)
+        && STAMPS.make_room()
+    {
         write(&STAMPS.default).push(stamp);
     }
     svg.into()
