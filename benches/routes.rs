@@ -55,6 +55,7 @@ fn app(dir: &Path) -> Arc<App> {
         cookies,
         clock,
         keys: hitcounter::request::key::Memo::new(4096),
+        stamps: hitcounter::render::stamp::Stamps::new(),
         top,
         dedupe: None,
         rate_limit: None,

@@ -15,6 +15,7 @@ use crate::counting::{Counter, spawn_flusher};
 use crate::endpoints::count::App;
 use crate::http::accept;
 use crate::http::routes;
+use crate::render::stamp::Stamps;
 use crate::request::cookie::AntiRefresh;
 use crate::request::guards::{Dedupe, RateLimit};
 use crate::store::{OpenError, Store, StoreError};
@@ -141,6 +142,7 @@ pub async fn run_with_clock(
         cookies,
         clock,
         keys: crate::request::key::Memo::new(KEY_MEMO_CAPACITY),
+        stamps: Stamps::new(),
         top,
         dedupe,
         rate_limit,

@@ -17,11 +17,13 @@
 //! - [`render`] (pure): badges, stamped badges, the message's number formats, the history chart.
 //! - [`transfer`]: export, import and the original's SQLite file.
 //! - [`config`] and [`cli`]: the options and subcommands; [`clock`], [`memory`], [`telemetry`]:
-//!   time, the allocator's settings, metrics.
+//!   time, the allocator's settings, metrics; `bounded`: the bounded map every in-memory table
+//!   of the guards, memos and front cache is.
 
 #![warn(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod app;
+mod bounded;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -2,7 +2,6 @@
 //! formats, and the history chart.
 
 pub mod badge;
-pub mod bodies;
 pub mod chart;
 pub mod message;
 pub mod stamp;

@@ -3,11 +3,9 @@
 //! writing through when full are closures the caller passes in.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry as MapEntry;
-
+use crate::bounded::{self, Entry as Slot};
 use crate::store::{Batch, Stored};
 
 mod admission;
@@ -51,13 +49,10 @@ pub enum Take {
 /// The bounded front cache of hot keys.
 #[derive(Debug)]
 pub struct Cache {
-    /// DashMap rather than a `Mutex<HashMap>`: hits on different keys lock different shards, and a
-    /// hit on a cached key takes only a shard read lock plus two atomic operations. No guard is
-    /// ever held across an `.await` (this module is synchronous).
-    map: DashMap<Box<str>, Entry>,
-    /// Entries in `map`, kept beside it because `DashMap::len` locks every shard.
-    len: AtomicUsize,
-    capacity: usize,
+    /// A bounded DashMap: hits on different keys lock different shards, and a hit on a cached
+    /// key takes only a shard read lock plus two atomic operations. No guard is ever held across
+    /// an `.await` (this module is synchronous).
+    map: bounded::Map<Box<str>, Entry>,
     /// Final counts of days that ended while their key was cached, until a flush writes them.
     /// A plain mutex: pushed once per key per day, drained once per flush.
     retired: Mutex<Vec<Retired>>,
@@ -69,9 +64,7 @@ impl Cache {
     /// An empty cache that holds at most `capacity` keys (at least one).
     pub fn new(capacity: usize) -> Self {
         Self {
-            map: DashMap::new(),
-            len: AtomicUsize::new(0),
-            capacity: capacity.max(1),
+            map: bounded::Map::new(capacity.max(1)),
             retired: Mutex::new(Vec::new()),
             doorkeeper: Doorkeeper::new(capacity),
         }
@@ -94,13 +87,19 @@ impl Cache {
             self.count(key, &entry, day)
         } else {
             match self.map.entry(key.into()) {
-                MapEntry::Occupied(entry) => self.count(key, entry.get(), day),
-                MapEntry::Vacant(vacant) => {
-                    if !self.admits(key) {
+                Slot::Occupied(entry) => self.count(key, entry.get(), day),
+                Slot::Vacant(vacant) => {
+                    let place = if self.admits(key) {
+                        vacant.claim()
+                    } else {
+                        None
+                    };
+                    let Some(place) = place else {
                         return write_through();
-                    }
-                    let stored = load().inspect_err(|_| self.give_back())?;
-                    let entry = vacant.insert(Entry::new(stored));
+                    };
+                    // A failed load drops the place, which gives it back.
+                    let stored = load()?;
+                    let entry = place.insert(Entry::new(stored));
                     self.count(key, &entry, day)
                 }
             }
@@ -143,13 +142,15 @@ impl Cache {
             return Ok(entry.counts(day));
         }
         match self.map.entry(key.into()) {
-            MapEntry::Occupied(entry) => Ok(entry.get().counts(day)),
-            MapEntry::Vacant(vacant) => {
+            Slot::Occupied(entry) => Ok(entry.get().counts(day)),
+            Slot::Vacant(vacant) => {
                 let Some(stored) = load()? else {
                     return Ok(Counts::default());
                 };
-                if self.admits(key) {
-                    vacant.insert(Entry::new(stored));
+                if self.admits(key)
+                    && let Some(place) = vacant.claim()
+                {
+                    place.insert(Entry::new(stored));
                 }
                 Ok(Counts {
                     total: stored.total,
@@ -170,13 +171,13 @@ impl Cache {
         write_through: impl FnOnce() -> Result<(), E>,
     ) -> Result<(), E> {
         match self.map.entry(key.into()) {
-            MapEntry::Occupied(entry) => entry.get().total.store(total, Ordering::Release),
-            MapEntry::Vacant(vacant) => {
-                if !self.claim() {
+            Slot::Occupied(entry) => entry.get().total.store(total, Ordering::Release),
+            Slot::Vacant(vacant) => {
+                let Some(place) = vacant.claim() else {
                     return write_through();
-                }
-                let stored = load().inspect_err(|_| self.give_back())?;
-                let entry = vacant.insert(Entry::new(stored));
+                };
+                let stored = load()?;
+                let entry = place.insert(Entry::new(stored));
                 entry.total.store(total, Ordering::Release);
             }
         }
@@ -187,13 +188,12 @@ impl Cache {
     /// the store: a concurrent hit either came before (and is deleted too) or loads afresh after.
     pub fn remove<T, E>(&self, key: &str, delete: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
         let deleted = match self.map.entry(key.into()) {
-            MapEntry::Occupied(entry) => {
+            Slot::Occupied(entry) => {
                 let deleted = delete()?;
                 entry.remove();
-                self.len.fetch_sub(1, Ordering::Relaxed);
                 deleted
             }
-            MapEntry::Vacant(_) => delete()?,
+            Slot::Vacant(_) => delete()?,
         };
         self.lock_retired().retain(|retired| &*retired.key != key);
         Ok(deleted)
@@ -277,20 +277,15 @@ impl Cache {
     /// saved one when `all_clean` is set (the cache is under pressure). Others always stay.
     /// Returns how many were evicted.
     pub fn sweep(&self, all_clean: bool) -> usize {
-        let mut evicted = 0;
         self.map.retain(|_, entry| {
             let touched = entry.touched.swap(false, Ordering::Relaxed);
-            let keep = !entry.is_saved() || (touched && !all_clean);
-            evicted += usize::from(!keep);
-            keep
-        });
-        self.len.fetch_sub(evicted, Ordering::Relaxed);
-        evicted
+            !entry.is_saved() || (touched && !all_clean)
+        })
     }
 
     /// How many keys are cached.
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.map.len()
     }
 
     /// Whether no key is cached.
@@ -299,34 +294,16 @@ impl Cache {
     }
 
     /// Whether a missing `key` may be cached now: always while the cache is less than a third
-    /// full, never when it is full, and otherwise from the key's second recent hit.
-    /// When it may, its place is claimed: the caller inserts it, or gives the place back.
+    /// full, never when it is full, and otherwise from the key's second recent hit. When it
+    /// may, the caller still claims its place (which fails if others took the last ones).
     fn admits(&self, key: &str) -> bool {
-        let len = self.len();
-        let may =
-            len < self.capacity.div_ceil(3) || (len < self.capacity && self.doorkeeper.admit(key));
-        may && self.claim()
-    }
-
-    /// Claims a place for one more entry, if there is one. Counting it before the insert, not
-    /// after, keeps misses in different shards from taking the cache past its capacity together.
-    fn claim(&self) -> bool {
-        let claimed = self
-            .len
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |len| {
-                (len < self.capacity).then_some(len + 1)
-            });
-        claimed.is_ok()
-    }
-
-    /// Gives back a place claimed for an entry that was not inserted.
-    fn give_back(&self) {
-        self.len.fetch_sub(1, Ordering::Relaxed);
+        let (len, capacity) = (self.len(), self.map.capacity());
+        len < capacity.div_ceil(3) || (len < capacity && self.doorkeeper.admit(key))
     }
 
     /// Whether the cache holds as many keys as it may.
     pub fn is_full(&self) -> bool {
-        self.len() >= self.capacity
+        self.map.is_full()
     }
 
     fn lock_retired(&self) -> std::sync::MutexGuard<'_, Vec<Retired>> {

@@ -21,7 +21,7 @@ use crate::counting::{Counter, HitError};
 use crate::http::error::{Error, Output, reply};
 use crate::render::badge;
 use crate::render::message::{self, NumberFormat, Show};
-use crate::render::stamp;
+use crate::render::stamp::Stamps;
 use crate::request::cookie::AntiRefresh;
 use crate::request::guards::{
     Allowance, Dedupe, RateLimit, client_group, client_ip, forwarded_https, is_image_proxy,
@@ -40,6 +40,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Recent target → key normalisations.
     pub keys: key::Memo,
+    /// The stamps count badges are rendered from.
+    pub stamps: Stamps,
     /// The latest ranking of top sites (refreshed in the background).
     pub top: Arc<Latest>,
     /// Cookieless dedupe, when `--dedupe` is `visitor` or `both`.
@@ -288,8 +290,8 @@ fn badge_svg(app: &App, query: &Query, counts: Counts, key: &str) -> Bytes {
             (Some(template), None) => template.render(message, key).into(),
             // The default look needs no `Look` built (three allocations) nor hashed to find its
             // stamp.
-            _ if !query.asks_for_look() => stamp::render_default(message),
-            _ => stamp::render(&query.look(), message),
+            _ if !query.asks_for_look() => app.stamps.render_default(message),
+            _ => app.stamps.render(&query.look(), message),
         }
     })
 }

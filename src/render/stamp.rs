@@ -6,31 +6,26 @@
 //! message is written: the same widths, positions and markup. A stamp is one such badge and
 //! those places. Which places they are is found, not assumed: the badge is rendered again with
 //! every digit changed, and the bytes that differ must be the message's digits, occurrence after
-//! occurrence; anything else and no stamp is kept. Pure, with a process-wide bounded memo.
+//! occurrence; anything else and no stamp is kept. Pure; the bounded memo of stamps, [`Stamps`],
+//! belongs to the application state, and only the reused body buffers are per thread.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{LazyLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use dashmap::DashMap;
 use shields::{Font, get_text_width};
 
+use crate::bounded::Room;
 use crate::render::badge::{self, Look};
-use crate::render::bodies;
+
+mod bodies;
 
 /// Stamps kept at most (about 1.3 KB each); the memo starts afresh when full.
 const CAPACITY: usize = 256;
 
-/// Every stamp made, by look; a look has one per message shape seen.
-static STAMPS: LazyLock<Memo> = LazyLock::new(|| Memo {
-    default: RwLock::new(Vec::new()),
-    looks: DashMap::new(),
-    len: AtomicUsize::new(0),
-});
-
 /// Whether the digits share one width in every font the badge styles use: if an update of the
 /// width tables ever broke that, stamps would be wrong, so none are made.
-static DIGITS_SHARE_WIDTHS: LazyLock<bool> = LazyLock::new(|| {
+fn digits_share_widths() -> bool {
     [
         Font::VerdanaNormal11,
         Font::VerdanaNormal10,
@@ -43,25 +38,85 @@ static DIGITS_SHARE_WIDTHS: LazyLock<bool> = LazyLock::new(|| {
             .iter()
             .all(|digit| get_text_width(digit, font).to_bits() == zero.to_bits())
     })
-});
+}
 
-struct Memo {
+/// Every stamp made, by look (a look has one per message shape seen), at most 256; the
+/// application state holds one and renders count badges through it.
+pub struct Stamps {
     /// The stamps of the default look, which nearly every badge has: found without hashing a look.
     default: RwLock<Vec<Stamp>>,
     /// The stamps of every other look.
     looks: DashMap<Look, Vec<Stamp>>,
-    /// Stamps in both.
-    len: AtomicUsize,
+    /// Stamps in both: a count of stamps, not of looks, so a bound beside the maps.
+    room: Room,
+    /// [`digits_share_widths`], found once: without it no stamp is made.
+    digits_share_widths: bool,
 }
 
-impl Memo {
-    /// Counts one more stamp; clears everything first when the memo is full.
-    fn make_room(&self) {
-        if self.len.fetch_add(1, Ordering::Relaxed) >= CAPACITY {
-            write(&self.default).clear();
-            self.looks.clear();
-            self.len.store(1, Ordering::Relaxed);
+impl Default for Stamps {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stamps {
+    /// No stamps yet.
+    pub fn new() -> Self {
+        Self {
+            default: RwLock::new(Vec::new()),
+            looks: DashMap::new(),
+            room: Room::new(CAPACITY),
+            digits_share_widths: digits_share_widths(),
         }
+    }
+
+    /// [`badge::render`]: the same bytes, from a stamp when one fits.
+    pub fn render(&self, look: &Look, message: &str) -> Bytes {
+        if !self.digits_share_widths {
+            return badge::render(look, message).into();
+        }
+        if let Some(stamps) = self.looks.get(look) {
+            if let Some(svg) = fill(&stamps, message) {
+                return svg;
+            }
+        }
+        let svg = badge::render(look, message);
+        if let Some(stamp) = Stamp::cut(look, message, &svg)
+            && self.make_room()
+        {
+            self.looks.entry(look.clone()).or_default().push(stamp);
+        }
+        svg.into()
+    }
+
+    /// [`Stamps::render`] with the default look.
+    pub fn render_default(&self, message: &str) -> Bytes {
+        if !self.digits_share_widths {
+            return badge::render(&Look::default(), message).into();
+        }
+        if let Some(svg) = fill(&read(&self.default), message) {
+            return svg;
+        }
+        let look = Look::default();
+        let svg = badge::render(&look, message);
+        if let Some(stamp) = Stamp::cut(&look, message, &svg)
+            && self.make_room()
+        {
+            write(&self.default).push(stamp);
+        }
+        svg.into()
+    }
+
+    /// Claims a place for one more stamp; clears everything first when the memo is full.
+    fn make_room(&self) -> bool {
+        self.room.claim_clearing(|| {
+            let mut cleared = std::mem::take(&mut *write(&self.default)).len();
+            self.looks.retain(|_, stamps| {
+                cleared += stamps.len();
+                false
+            });
+            cleared
+        })
     }
 }
 
@@ -90,42 +145,7 @@ struct Stamp {
     /// The part of the message written at each place (its first digit to its last).
     slot: std::ops::Range<usize>,
     /// Names this stamp's badges to the body pool, which may hand back a buffer holding one.
-    template: bodies::Template,
-}
-
-/// [`badge::render`]: the same bytes, from a stamp when one fits.
-pub fn render(look: &Look, message: &str) -> Bytes {
-    if !*DIGITS_SHARE_WIDTHS {
-        return badge::render(look, message).into();
-    }
-    if let Some(stamps) = STAMPS.looks.get(look) {
-        if let Some(svg) = fill(&stamps, message) {
-            return svg;
-        }
-    }
-    let svg = badge::render(look, message);
-    if let Some(stamp) = Stamp::cut(look, message, &svg) {
-        STAMPS.make_room();
-        STAMPS.looks.entry(look.clone()).or_default().push(stamp);
-    }
-    svg.into()
-}
-
-/// [`render`] with the default look.
-pub fn render_default(message: &str) -> Bytes {
-    if !*DIGITS_SHARE_WIDTHS {
-        return badge::render(&Look::default(), message).into();
-    }
-    if let Some(svg) = fill(&read(&STAMPS.default), message) {
-        return svg;
-    }
-    let look = Look::default();
-    let svg = badge::render(&look, message);
-    if let Some(stamp) = Stamp::cut(&look, message, &svg) {
-        STAMPS.make_room();
-        write(&STAMPS.default).push(stamp);
-    }
-    svg.into()
+    id: bodies::StampId,
 }
 
 /// The badge for `message` from the stamp of its shape among `stamps`, if there is one.
@@ -169,7 +189,7 @@ impl Stamp {
                 svg: svg.as_bytes().into(),
                 places: Vec::new(),
                 slot: 0..0,
-                template: bodies::Template::unique(),
+                id: bodies::StampId::unique(),
             });
         };
         let other: String = message
@@ -217,7 +237,7 @@ impl Stamp {
             svg: svg.as_bytes().into(),
             places,
             slot,
-            template: bodies::Template::unique(),
+            id: bodies::StampId::unique(),
         })
     }
 
@@ -227,7 +247,7 @@ impl Stamp {
             .as_bytes()
             .get(self.slot.clone())
             .unwrap_or_default();
-        bodies::filled(self.template, self.svg.len(), |svg, holds_a_badge| {
+        bodies::filled(self.id, self.svg.len(), |svg, holds_a_badge| {
             // A buffer that holds one of this stamp's badges differs from this one only at the
             // places, which are all written below.
             if !holds_a_badge {
@@ -272,11 +292,12 @@ mod tests {
 
     #[test]
     fn the_digits_share_widths() {
-        assert!(*DIGITS_SHARE_WIDTHS, "stamps would never be used");
+        assert!(digits_share_widths(), "stamps would never be used");
     }
 
     #[test]
     fn stamped_badges_are_rendered_badges() {
+        let stamps = Stamps::new();
         let messages = [
             "0",
             "7",
@@ -306,9 +327,9 @@ mod tests {
                         Stamp::cut(&look, message, &svg).is_some(),
                         "no stamp for {look:?} {message:?}"
                     );
-                    assert_eq!(render(&look, message), svg, "{look:?} {message:?}");
+                    assert_eq!(stamps.render(&look, message), svg, "{look:?} {message:?}");
                     if look == Look::default() {
-                        assert_eq!(render_default(message), svg, "{message:?}");
+                        assert_eq!(stamps.render_default(message), svg, "{message:?}");
                     }
                 }
             }
@@ -319,14 +340,19 @@ mod tests {
     fn successive_counts_are_rendered_badges() {
         // On one thread each badge's buffer comes back for the next, holding the badge before it:
         // only the digits are written again, across the counts of one shape.
+        let stamps = Stamps::new();
         for look in looks().into_iter().take(4) {
             for n in (990..1010).chain(9_995..10_005) {
                 let message = n.to_string();
                 let svg = badge::render(&look, &message);
-                assert_eq!(render(&look, &message), svg, "{look:?} {message}");
-                assert_eq!(render(&look, &message), svg, "{look:?} {message}, again");
+                assert_eq!(stamps.render(&look, &message), svg, "{look:?} {message}");
+                assert_eq!(
+                    stamps.render(&look, &message),
+                    svg,
+                    "{look:?} {message}, again"
+                );
                 if look == Look::default() {
-                    assert_eq!(render_default(&message), svg, "{message}");
+                    assert_eq!(stamps.render_default(&message), svg, "{message}");
                 }
             }
         }

@@ -5,15 +5,14 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 
-use dashmap::DashMap;
 use ipnet::IpNet;
 use regex::RegexSet;
 use warp::http::HeaderMap;
 use warp::http::header;
 
+use crate::bounded;
 use crate::clock::day_of;
 
 /// `--allow` and `--deny` patterns, each matched against the whole key.
@@ -163,19 +162,11 @@ pub fn forwarded_https(headers: &HeaderMap) -> bool {
 /// window. The key of the hash is random, lives only in memory and changes every UTC day.
 pub struct Dedupe {
     window_ms: u64,
-    capacity: usize,
     /// The hash key and the day it was made for; a lock taken for reading on every check, and
     /// for writing once a day.
     hasher: RwLock<(u32, RandomState)>,
-    /// Hash → when it expires (Unix ms). DashMap: checks on different visitors lock different
-    /// shards.
-    seen: DashMap<u64, u64>,
-    /// Entries in `seen` (DashMap::len locks every shard).
-    len: AtomicUsize,
-    /// Held to add a visitor (and to drop expired ones first): checking the capacity and
-    /// inserting are one step, so concurrent first visits cannot take the map past it.
-    /// Checks of a visitor already seen never take it.
-    adding: Mutex<()>,
+    /// Hash → when it expires (Unix ms); expired entries are dropped when it is full.
+    seen: bounded::Map<u64, u64>,
 }
 
 impl Dedupe {
@@ -183,11 +174,8 @@ impl Dedupe {
     pub fn new(window_secs: u64, capacity: usize) -> Self {
         Self {
             window_ms: window_secs.saturating_mul(1000),
-            capacity,
             hasher: RwLock::new((0, RandomState::new())),
-            seen: DashMap::new(),
-            len: AtomicUsize::new(0),
-            adding: Mutex::new(()),
+            seen: bounded::Map::new(capacity),
         }
     }
 
@@ -210,17 +198,10 @@ impl Dedupe {
                 return true;
             }
         }
-        let _adding = lock(&self.adding);
-        if self.len.load(Ordering::Relaxed) >= self.capacity {
-            self.seen.retain(|_, expires| *expires > now_ms);
-            self.len.store(self.seen.len(), Ordering::Relaxed);
-            if self.len.load(Ordering::Relaxed) >= self.capacity {
-                return false;
-            }
-        }
-        if self.seen.insert(hash, now_ms + self.window_ms).is_none() {
-            self.len.fetch_add(1, Ordering::Relaxed);
-        }
+        self.seen
+            .insert_or_prune(hash, now_ms + self.window_ms, |_, expires| {
+                *expires > now_ms
+            });
         false
     }
 
@@ -246,14 +227,13 @@ impl Dedupe {
         if guard.0 != day {
             *guard = (day, RandomState::new());
             self.seen.clear();
-            self.len.store(0, Ordering::Relaxed);
         }
         guard.1.clone()
     }
 
     /// Visitors remembered now.
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.seen.len()
     }
 
     /// Whether no visitor is remembered.
@@ -286,12 +266,8 @@ pub fn is_image_proxy(headers: &HeaderMap) -> bool {
 /// or new pages (the new-pages allowance).
 pub struct RateLimit {
     per_minute: u32,
-    capacity: usize,
-    /// Allowance → (minute, uses in it). Bounded by `capacity`.
-    clients: DashMap<Allowance, (u64, u32)>,
-    len: AtomicUsize,
-    /// Held to add a client (and to drop past minutes' first), as [`Dedupe`]'s.
-    adding: Mutex<()>,
+    /// Allowance → (minute, uses in it); past minutes' entries are dropped when it is full.
+    clients: bounded::Map<Allowance, (u64, u32)>,
 }
 
 impl RateLimit {
@@ -299,10 +275,7 @@ impl RateLimit {
     pub fn new(per_minute: u32, capacity: usize) -> Self {
         Self {
             per_minute,
-            capacity,
-            clients: DashMap::new(),
-            len: AtomicUsize::new(0),
-            adding: Mutex::new(()),
+            clients: bounded::Map::new(capacity),
         }
     }
 
@@ -323,36 +296,21 @@ impl RateLimit {
             *uses = uses.saturating_add(1);
             return *uses <= limit;
         }
-        let _adding = lock(&self.adding);
-        if self.len.load(Ordering::Relaxed) >= self.capacity {
-            self.clients.retain(|_, (at, _)| *at == minute);
-            self.len.store(self.clients.len(), Ordering::Relaxed);
-            if self.len.load(Ordering::Relaxed) >= self.capacity {
-                return true;
-            }
-        }
-        if self.clients.insert(allowance, (minute, 1)).is_none() {
-            self.len.fetch_add(1, Ordering::Relaxed);
-        }
-        1 <= limit
+        let tracked = self
+            .clients
+            .insert_or_prune(allowance, (minute, 1), |_, (at, _)| *at == minute);
+        !tracked || 1 <= limit
     }
 
     /// Clients tracked now.
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.clients.len()
     }
 
     /// Whether no client is tracked.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// Locks a guard's adding lock; it guards no data, so a panic while it was held changed nothing.
-fn lock(adding: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
-    adding
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -445,8 +403,8 @@ mod tests {
                     });
                 }
             });
-            assert!(dedupe.seen.len() <= 50, "{}", dedupe.seen.len());
-            assert!(limit.clients.len() <= 50, "{}", limit.clients.len());
+            assert!(dedupe.seen.counted() <= 50, "{}", dedupe.seen.counted());
+            assert!(limit.clients.counted() <= 50, "{}", limit.clients.counted());
         }
     }
 

@@ -5,9 +5,7 @@
 //! case. Normalising a key again gives the same key.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use dashmap::DashMap;
 use url::Url;
 
 mod plain;
@@ -165,20 +163,16 @@ impl std::ops::Deref for Key<'_> {
 /// every view, and parsing it (the WHATWG parser, IDNA) was a visible share of a request. Holds
 /// at most `capacity` targets of at most 256 bytes each, and starts afresh when full. No I/O.
 pub struct Memo {
-    /// DashMap: concurrent lookups of different targets lock different shards.
-    /// Keys as `Arc`s: a hit hands one out for an increment, not a copy (an allocation).
-    keys: DashMap<Box<str>, Arc<str>>,
-    len: AtomicUsize,
-    capacity: usize,
+    /// Target → key, cleared when full. Keys as `Arc`s: a hit hands one out for an increment,
+    /// not a copy (an allocation).
+    keys: crate::bounded::Map<Box<str>, Arc<str>>,
 }
 
 impl Memo {
     /// A memo of at most `capacity` targets.
     pub fn new(capacity: usize) -> Self {
         Self {
-            keys: DashMap::new(),
-            len: AtomicUsize::new(0),
-            capacity,
+            keys: crate::bounded::Map::new(capacity),
         }
     }
 
@@ -197,29 +191,16 @@ impl Memo {
         let rest = checked(target, max_len)?;
         if let Some(key) = plain_key(rest) {
             // A part of the target, so within `max_len`.
-            if !self.is_full() && target.len() <= MEMO_MAX_TARGET {
-                self.remember(target, key.into());
+            if !self.keys.is_full() && target.len() <= MEMO_MAX_TARGET {
+                self.keys.insert_or_clear(target.into(), key.into());
             }
             return Ok(Key::Borrowed(key));
         }
         let key: Arc<str> = bounded(parsed_key(rest)?, max_len)?.into();
         if target.len() <= MEMO_MAX_TARGET {
-            self.remember(target, Arc::clone(&key));
+            self.keys.insert_or_clear(target.into(), Arc::clone(&key));
         }
         Ok(Key::Shared(key))
-    }
-
-    fn is_full(&self) -> bool {
-        self.len.load(Ordering::Relaxed) >= self.capacity
-    }
-
-    /// Remembers `target`'s key; a full memo starts afresh first.
-    fn remember(&self, target: &str, key: Arc<str>) {
-        if self.len.fetch_add(1, Ordering::Relaxed) >= self.capacity {
-            self.keys.clear();
-            self.len.store(1, Ordering::Relaxed);
-        }
-        self.keys.insert(target.into(), key);
     }
 }
 
@@ -372,7 +353,7 @@ mod tests {
                 );
             }
         }
-        assert!(memo.keys.len() <= 3);
+        assert!(memo.keys.counted() <= 3);
         assert_eq!(
             memo.normalise("exa mple.com", 2048)
                 .map(|key| key.to_string()),

@@ -1,11 +1,11 @@
-//! Reused buffers for badge bodies. A badge is about 1.2 KB, past glibc's per-thread cache of
+//! Reused buffers for the bodies of stamped badges, private to [`super`]. A badge is about 1.2 KB, past glibc's per-thread cache of
 //! small blocks (up to 1,032 bytes): allocating and freeing one for every request took about 600
 //! instructions of it. A body from [`filled`] goes back to a small pool of the thread that drops
 //! it (hyper drops it after writing, on the runtime worker that serves the connection), for the
 //! next badge. Per thread rather than shared: a mutex's lock and unlock, twice a request, cost
 //! more than the rest of the pool's work.
 //!
-//! A buffer remembers the [`Template`] it was last filled from. Handed to the same template again,
+//! A buffer remembers the [`StampId`] it was last filled from. Handed to the same stamp again,
 //! it still holds that body, so only the bytes that vary need writing: for a count badge, its
 //! digits rather than the whole badge (copying 1.2 KB was about 150 instructions of a request).
 
@@ -20,21 +20,23 @@ const POOLED: usize = 64;
 /// need not stay allocated.
 const MAX_KEPT: usize = 4096;
 
-/// Names a family of bodies of one length that differ in a few known places (the badges of one
-/// stamp). Never reused: each is a new number.
+/// Names one stamp's badges (bodies of one length that differ in a few known places) to the
+/// pool. Never reused: each is a new number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Template(u64);
+pub(super) struct StampId(u64);
 
-impl Template {
-    /// A template unlike any other.
-    pub fn unique() -> Self {
+impl StampId {
+    /// An id unlike any other.
+    pub(super) fn unique() -> Self {
+        // Process-wide, as the pools are: a buffer filled from one `Stamps`' stamp must never be
+        // taken for holding another's, however many there are.
         static NEXT: AtomicU64 = AtomicU64::new(0);
         Self(NEXT.fetch_add(1, Ordering::Relaxed))
     }
 }
 
-/// A buffer and the template whose body it holds, if it holds one whole.
-type Held = (Vec<u8>, Option<Template>);
+/// A buffer and the stamp whose body it holds, if it holds one whole.
+type Held = (Vec<u8>, Option<StampId>);
 
 /// Buffers handed back, on one thread; `RefCell` because only that thread sees them.
 struct Pool(RefCell<Vec<Held>>);
@@ -43,19 +45,19 @@ thread_local! {
     static POOL: Pool = const { Pool(RefCell::new(Vec::new())) };
 }
 
-/// A body of `len` bytes from `template`, written by `fill` into a reused buffer. `fill` is told
-/// whether the buffer already holds a body of `template` (`len` bytes of it), in which case it
+/// A body of `len` bytes from `stamp`, written by `fill` into a reused buffer. `fill` is told
+/// whether the buffer already holds a body of `stamp` (`len` bytes of it), in which case it
 /// need write only what varies; otherwise the buffer is empty.
-pub fn filled(template: Template, len: usize, fill: impl FnOnce(&mut Vec<u8>, bool)) -> Bytes {
+pub(super) fn filled(stamp: StampId, len: usize, fill: impl FnOnce(&mut Vec<u8>, bool)) -> Bytes {
     let (mut buffer, held) = POOL.try_with(Pool::take).unwrap_or_default();
-    let holds = held == Some(template) && buffer.len() == len;
+    let holds = held == Some(stamp) && buffer.len() == len;
     if !holds {
         buffer.clear();
         buffer.reserve(len);
     }
     fill(&mut buffer, holds);
-    let template = (buffer.len() == len).then_some(template);
-    Bytes::from_owner(Pooled { buffer, template })
+    let stamp = (buffer.len() == len).then_some(stamp);
+    Bytes::from_owner(Pooled { buffer, stamp })
 }
 
 impl Pool {
@@ -69,14 +71,14 @@ impl Pool {
     }
 
     /// Keeps `buffer` for a later body, unless it is too big or the pool is full.
-    fn give(&self, buffer: &mut Vec<u8>, template: Option<Template>) {
+    fn give(&self, buffer: &mut Vec<u8>, stamp: Option<StampId>) {
         if buffer.capacity() > MAX_KEPT {
             return;
         }
         if let Ok(mut buffers) = self.0.try_borrow_mut()
             && buffers.len() < POOLED
         {
-            buffers.push((std::mem::take(buffer), template));
+            buffers.push((std::mem::take(buffer), stamp));
         }
     }
 
@@ -88,10 +90,10 @@ impl Pool {
 
 /// A buffer that goes back to the dropping thread's pool when the last `Bytes` of it is
 /// dropped (while that thread's pool still exists: not while the thread is ending). Nothing
-/// writes to it in between, so it still holds `template`'s body when it is handed out again.
+/// writes to it in between, so it still holds `stamp`'s body when it is handed out again.
 struct Pooled {
     buffer: Vec<u8>,
-    template: Option<Template>,
+    stamp: Option<StampId>,
 }
 
 impl AsRef<[u8]> for Pooled {
@@ -102,7 +104,7 @@ impl AsRef<[u8]> for Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        let _ = POOL.try_with(|pool| pool.give(&mut self.buffer, self.template));
+        let _ = POOL.try_with(|pool| pool.give(&mut self.buffer, self.stamp));
     }
 }
 
@@ -122,8 +124,8 @@ mod tests {
     fn bodies_hold_what_was_written_and_their_buffers_come_back() {
         // Each test runs on a thread of its own: this thread's pool starts empty.
         let pooled = || POOL.with(Pool::len);
-        let template = Template::unique();
-        let first = filled(template, 5, write(b"hello"));
+        let stamp = StampId::unique();
+        let first = filled(stamp, 5, write(b"hello"));
         let clone = first.clone();
         assert_eq!(&first[..], b"hello");
         drop(first);
@@ -132,16 +134,16 @@ mod tests {
         let address = clone.as_ptr();
         drop(clone);
         assert_eq!(pooled(), 1);
-        let second = filled(Template::unique(), 3, write(b"abc"));
+        let second = filled(StampId::unique(), 3, write(b"abc"));
         assert_eq!(&second[..], b"abc");
         assert_eq!(second.as_ptr(), address, "the buffer is reused");
         drop(second);
-        let big = filled(template, MAX_KEPT + 1, |b, _| b.resize(MAX_KEPT + 1, b'x'));
+        let big = filled(stamp, MAX_KEPT + 1, |b, _| b.resize(MAX_KEPT + 1, b'x'));
         let kept = pooled();
         drop(big);
         assert_eq!(pooled(), kept, "too big to keep");
         let many: Vec<Bytes> = (0..POOLED + 8)
-            .map(|_| filled(template, 1, write(b"x")))
+            .map(|_| filled(stamp, 1, write(b"x")))
             .collect();
         drop(many);
         assert_eq!(pooled(), POOLED, "the pool is bounded");
@@ -162,14 +164,14 @@ mod tests {
     }
 
     #[test]
-    fn a_buffer_is_said_to_hold_a_body_only_of_its_own_template_and_length() {
-        let (one, other) = (Template::unique(), Template::unique());
+    fn a_buffer_is_said_to_hold_a_body_only_of_its_own_stamp_and_length() {
+        let (one, other) = (StampId::unique(), StampId::unique());
         let told = RefCell::new(Vec::new());
         drop(filled(one, 4, digit(&told, b'1')));
         // The buffer holds `<>1.`: writing the digit alone gives the next body.
         assert_eq!(&filled(one, 4, digit(&told, b'2'))[..], b"<>2.");
         assert_eq!(&filled(other, 4, digit(&told, b'3'))[..], b"<>3.");
-        // Not the length its template was given: not kept as that template's body.
+        // Not the length its stamp was given: not kept as that stamp's body.
         drop(filled(one, 5, digit(&told, b'4')));
         assert_eq!(&filled(one, 4, digit(&told, b'5'))[..], b"<>5.");
         assert_eq!(told.into_inner(), [false, true, false, false, false]);
@@ -177,7 +179,7 @@ mod tests {
 
     #[test]
     fn a_body_dropped_on_another_thread_goes_to_that_threads_pool() {
-        let body = filled(Template::unique(), 2, write(b"ok"));
+        let body = filled(StampId::unique(), 2, write(b"ok"));
         let handed = std::thread::spawn(move || {
             assert_eq!(&body[..], b"ok");
             drop(body);
