@@ -3,5 +3,5 @@
 
 pub mod admin;
 pub mod count;
-pub mod page;
-pub mod reports;
+pub(crate) mod page;
+pub(crate) mod reports;

@@ -3,5 +3,5 @@
 
 pub mod accept;
 pub mod error;
-pub mod headers;
+pub(crate) mod headers;
 pub mod routes;

@@ -16,7 +16,7 @@
 //! - [`store`]: durable counts in sled: encoding, journal, checkpoints.
 //! - [`render`] (pure): badges, stamped badges, the message's number formats, the history chart.
 //! - [`transfer`]: export, import and the original's SQLite file.
-//! - [`config`] and [`cli`]: the options and subcommands; [`clock`], [`memory`], [`telemetry`]:
+//! - [`config`] and [`cli`]: the options and subcommands; [`clock`], [`memory`], `telemetry`:
 //!   time, the allocator's settings, metrics; `bounded`: the bounded map every in-memory table
 //!   of the guards, memos and front cache is.
 
@@ -34,7 +34,7 @@ pub mod memory;
 pub mod render;
 pub mod request;
 pub mod store;
-pub mod telemetry;
+pub(crate) mod telemetry;
 pub mod transfer;
 
 pub use app::{RunError, run, run_with_clock};

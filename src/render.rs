@@ -2,6 +2,6 @@
 //! formats, and the history chart.
 
 pub mod badge;
-pub mod chart;
-pub mod message;
+pub(crate) mod chart;
+pub(crate) mod message;
 pub mod stamp;

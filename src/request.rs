@@ -4,4 +4,4 @@
 pub mod cookie;
 pub mod guards;
 pub mod key;
-pub mod query;
+pub(crate) mod query;
