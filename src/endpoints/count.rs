@@ -123,44 +123,61 @@ fn try_count(app: &App, visit: &Visit, counting: bool, render: Render) -> Result
         return Err(Error::Refused(reason));
     }
     // HEAD is a peek (link checkers, proxies probing): it never counts and never sets a cookie.
-    let counting = counting && visit.method != Method::HEAD;
+    let (counts, set_cookie) = if counting && visit.method != Method::HEAD {
+        count_visit(app, visit, &key)?
+    } else {
+        (app.counter.peek(&key)?, None)
+    };
+    let mut response = counts_reply(app, &query, render, counts, &key);
+    if let Some(set_cookie) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, set_cookie);
+    }
+    Ok(response)
+}
+
+/// Counts a visit to `key`, unless a cookie or a guard says not to: its counts, and the
+/// anti-refresh cookie to set, if one is due.
+fn count_visit(app: &App, visit: &Visit, key: &str) -> Result<(Counts, Option<String>), Error> {
     let uses_cookie = matches!(app.settings.dedupe, DedupeMode::Cookie | DedupeMode::Both)
         && app.cookies.enabled();
-    // The time only matters to cookies and the guards: with none of them (the default with a
-    // cookie window of 0) reading the clock is ~200 instructions for nothing, and 0 is never read.
-    let needs_clock = counting && (uses_cookie || app.dedupe.is_some() || app.rate_limit.is_some());
+    // The time only matters to cookies and the guards; with none of them it is never read.
+    let needs_clock = uses_cookie || app.dedupe.is_some() || app.rate_limit.is_some();
     let now_ms = if needs_clock { app.clock.now_ms() } else { 0 };
-    let (counts, set_cookie) =
-        match counting.then(|| suppressed(app, visit, &key, now_ms, uses_cookie)) {
-            Some(None) => {
-                let new_page_allowed = || new_page_allowed(app, visit);
-                let counts = app
-                    .counter
-                    .hit_if_new_allowed(&key, &new_page_allowed)
-                    .map_err(|err| {
-                        match err {
-                            HitError::Full(_) => telemetry::new_page_refused("max_pages"),
-                            HitError::TooManyNewPages => {
-                                telemetry::new_page_refused("new_pages_per_minute")
-                            }
-                            HitError::Store(_) => {}
-                        }
-                        Error::from_hit(err, app.clock.now_ms())
-                    })?;
-                telemetry::hit_counted();
-                let set_cookie = uses_cookie.then(|| {
-                    let secure = is_secure(&app.settings, &visit.headers);
-                    app.cookies.issue(&key, now_ms, secure, &mut rand::rng())
-                });
-                (counts, set_cookie)
+    if let Some(reason) = suppressed(app, visit, key, now_ms, uses_cookie) {
+        telemetry::hit_suppressed(reason);
+        return Ok((app.counter.peek(key)?, None));
+    }
+    let counts = hit(app, visit, key)?;
+    let set_cookie = uses_cookie.then(|| {
+        let secure = is_secure(&app.settings, &visit.headers);
+        app.cookies.issue(key, now_ms, secure, &mut rand::rng())
+    });
+    Ok((counts, set_cookie))
+}
+
+/// Counts one hit of `key`; a new page only if the counter has room and the client allowance.
+fn hit(app: &App, visit: &Visit, key: &str) -> Result<Counts, Error> {
+    let new_page_allowed = || new_page_allowed(app, visit);
+    let counts = app
+        .counter
+        .hit_if_new_allowed(key, &new_page_allowed)
+        .map_err(|err| {
+            match err {
+                HitError::Full(_) => telemetry::new_page_refused("max_pages"),
+                HitError::TooManyNewPages => telemetry::new_page_refused("new_pages_per_minute"),
+                HitError::Store(_) => {}
             }
-            Some(Some(reason)) => {
-                telemetry::hit_suppressed(reason);
-                (app.counter.peek(&key)?, None)
-            }
-            None => (app.counter.peek(&key)?, None),
-        };
-    let mut response = match render {
+            Error::from_hit(err, app.clock.now_ms())
+        })?;
+    telemetry::hit_counted();
+    Ok(counts)
+}
+
+/// The reply of a counting endpoint in the form `render` names, for `key`'s `counts`.
+fn counts_reply(app: &App, query: &Query, render: Render, counts: Counts, key: &str) -> Response {
+    match render {
         Render::Text => reply(
             StatusCode::OK,
             "text/plain; charset=utf-8",
@@ -171,10 +188,10 @@ fn try_count(app: &App, visit: &Visit, counting: bool, render: Render) -> Result
         Render::Svg => reply(
             StatusCode::OK,
             "image/svg+xml",
-            badge_svg(app, &query, counts, &key),
+            badge_svg(app, query, counts, key),
         ),
         Render::Json => json(&CountBody {
-            url: &key,
+            url: key,
             total: counts.total,
             today: counts.today,
         }),
@@ -188,13 +205,7 @@ fn try_count(app: &App, visit: &Visit, counting: bool, render: Render) -> Result
                 label_color: look.label_color.as_ref().map(badge::Color::name),
             })
         }
-    };
-    if let Some(set_cookie) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
-        response
-            .headers_mut()
-            .insert(header::SET_COOKIE, set_cookie);
     }
-    Ok(response)
 }
 
 /// Why a counting request does not count, if it does not: a fresh anti-refresh cookie, a visitor
