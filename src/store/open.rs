@@ -153,3 +153,20 @@ fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_open_of_one_directory_is_refused_as_locked()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let _held = Store::open(dir.path())?;
+        match Store::open(dir.path()) {
+            Err(OpenError::Locked { .. }) => Ok(()),
+            Err(other) => Err(format!("expected Locked, got {other}").into()),
+            Ok(_) => Err("second open succeeded".into()),
+        }
+    }
+}
