@@ -6,10 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use super::{DAYS_TREE, META_TREE, PAGES_TREE, Store, StoreError};
 
-/// sled's page cache; its default (1 GiB) is far more than a counter needs, and what it holds
-/// takes about three times its nominal size. benches/scale.sh (1M pages): peak RSS 154 MiB with
-/// 16 MiB, 100 MiB with 4 MiB; with the allocator tuned ([`crate::memory`]), 74 MiB with 4 MiB
-/// and 63 MiB with 2 MiB, at about the same speed.
+/// sled's page cache: its default (1 GiB) is far more than a counter needs, and what it holds
+/// takes several times its nominal size in memory.
 const SLED_CACHE_BYTES: u64 = 2 * 1024 * 1024;
 
 /// Why the data directory could not be opened. Each message is one sentence naming the directory.

@@ -7,11 +7,10 @@ impl Store {
     /// Writes counts into the trees: the final counts of days that ended (`retired`, into the
     /// days tree) first, then each key's latest counts (checkpoints, bulk tools, tests), each in
     /// the order of its tree (see [`in_id_order`]). Key by key rather than in one transaction or
-    /// batch: both take sled's global write lock, and a write of thousands of keys held it long
-    /// enough to stall every request's read; batches of 256 were slower too (10k keys: 1.5 µs a
-    /// key one by one, 2.4 µs in batches). Each value is absolute, so a write cut short by a
-    /// crash leaves every key either at its old or its new count; and a day is retired before
-    /// the value that moves past it is written.
+    /// batch, which take sled's global write lock and would stall every request's read for a
+    /// write of thousands of keys. Each value is absolute, so a write cut short by a crash leaves
+    /// every key either at its old or its new count; and a day is retired before the value that
+    /// moves past it is written.
     pub(crate) fn put(
         &self,
         latest: &[(&str, Stored)],

@@ -20,8 +20,7 @@ impl Cache {
             Take::Unsaved => !entry.is_saved(),
             Take::All => true,
         };
-        // Sized by a first pass (with room for keys dirtied meanwhile), so the buffer is never
-        // copied into one twice its size: a flush of the whole cache is megabytes.
+        // Sized by a first pass, with room for keys dirtied meanwhile: a large batch never grows.
         let (count, key_bytes) = self
             .map
             .iter()
@@ -44,8 +43,7 @@ impl Cache {
                     day_count,
                 };
                 latest.push(entry.key(), &stored);
-                // A hit after these loads leaves the entry dirty for the next flush. A plain
-                // store, not a maximum: a set total may be lower than the one written before.
+                // A plain store, not a maximum (a set total may be lower); a later hit dirties it.
                 entry.durable.store(total, Ordering::Release);
                 entry.day_durable.store(day, Ordering::Release);
                 entry

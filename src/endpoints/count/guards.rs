@@ -40,8 +40,7 @@ pub(super) fn suppressed(
         }
     }
     if let Some(limit) = &app.rate_limit {
-        // Through GitHub's image proxy each page has its own allowance: a few addresses fetch
-        // every README's badges.
+        // GitHub's image proxy fetches every README from a few addresses: an allowance per page.
         let allowance = ip.map(|ip| match is_image_proxy(&visit.headers) {
             true => Allowance::ProxiedPage(ip, page_hash(key)),
             false => Allowance::Client(ip),

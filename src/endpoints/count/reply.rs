@@ -75,15 +75,15 @@ fn badge_svg(app: &App, query: &Query, counts: Counts, key: &str) -> Bytes {
     message::with_message(counts, query.show, query.format, |message| {
         match (&app.settings.svg_template, query.style) {
             (Some(template), None) => template.render(message, key).into(),
-            // The default look needs no `Look` built (three allocations) nor hashed to find its
-            // stamp.
+            // The default look's stamps are found without building or hashing a `Look`.
             _ if !query.asks_for_look() => app.stamps.render_default(message),
             _ => app.stamps.render(&query.look(), message),
         }
     })
 }
 
-/// A JSON reply (for the other handler modules too). Serialising these plain structs cannot fail; if it ever did, the reply says so.
+/// A JSON reply (for the other handler modules too). Serialising these plain structs cannot
+/// fail; if it ever did, the reply says so.
 pub(crate) fn json(body: &impl Serialize) -> Response {
     match serde_json::to_string(body) {
         Ok(body) => reply(StatusCode::OK, "application/json", body),
