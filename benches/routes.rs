@@ -48,8 +48,7 @@ fn app(dir: &Path) -> Arc<App> {
         domains: settings.ranking.domains,
         urls: settings.ranking.urls,
     }));
-    // As server::run builds it, with the defaults: no dedupe map, rate limit or metrics, and the
-    // new-pages allowance.
+    // As `hitcounter::run` builds it with the defaults: the new-pages allowance and no other guard.
     Arc::new(App {
         counter,
         cookies,

@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::Counter;
-use crate::counting::cache::Take;
-use crate::store::{DayCount, StoreError};
+use crate::counting::cache::{Retired, Take};
+use crate::store::{Batch, DayCount, StoreError};
 use crate::telemetry;
 
 /// Checkpoint every this long, so the journal a crash leaves to replay stays short and what
@@ -43,6 +43,26 @@ impl SinceCheckpoint {
 
     fn is_due(&self) -> bool {
         self.bytes >= CHECKPOINT_BYTES || self.checkpointed.elapsed() >= CHECKPOINT_EVERY
+    }
+
+    /// Which cached entries a flush takes: every one after a failure, else those a checkpoint
+    /// or a journal flush needs.
+    fn take(&self, checkpoint: bool) -> Take {
+        match (self.rewrite, checkpoint) {
+            (true, _) => Take::All,
+            (false, true) => Take::Unsaved,
+            (false, false) => Take::Dirty,
+        }
+    }
+
+    /// Records a successful write of `bytes` into the journal, or of a checkpoint.
+    fn wrote(&mut self, bytes: usize, checkpoint: bool) {
+        if checkpoint {
+            *self = Self::new();
+        } else {
+            self.bytes += bytes;
+            self.unsaved = 0;
+        }
     }
 }
 
@@ -84,58 +104,15 @@ impl Counter {
         let started = Instant::now();
         // A full cache can only make room by evicting saved entries, which takes a checkpoint.
         let checkpoint = checkpoint || since.is_due() || since.rewrite || self.cache.is_full();
-        let take = match (since.rewrite, checkpoint) {
-            (true, _) => Take::All,
-            (false, true) => Take::Unsaved,
-            (false, false) => Take::Dirty,
-        };
-        let (retired, latest, hits) = self.cache.take_pending(take);
+        let (retired, latest, hits) = self.cache.take_pending(since.take(checkpoint));
         let wrote_through = self.wrote_through.swap(0, Ordering::AcqRel);
         let written = retired.len() + latest.len();
         if written > 0 || wrote_through > 0 || (checkpoint && since.bytes > 0) {
-            let days: Vec<DayCount<'_>> = retired
-                .iter()
-                .map(|r| DayCount {
-                    key: &r.key,
-                    day: r.day,
-                    count: r.count,
-                })
-                .collect();
-            // Both are durable on return, with any write-through before them.
-            let result = self.store.with(|store| {
-                if checkpoint {
-                    store.checkpoint(&latest, &days).map(|()| 0)
-                } else {
-                    store.journal(&latest, &days)
-                }
-            });
-            match result {
-                Ok(_) if checkpoint => *since = SinceCheckpoint::new(),
-                Ok(bytes) => {
-                    since.bytes += bytes;
-                    since.unsaved = 0;
-                }
+            match self.write(&latest, &retired, checkpoint) {
+                Ok(bytes) => since.wrote(bytes, checkpoint),
                 Err(err) => {
-                    // The cache took its entries as written: the next flush rewrites them all,
-                    // as a checkpoint. That also starts a new journal: a record cut short by the
-                    // error may sit at the end of this one, and replay stops there, so nothing
-                    // may be appended after it.
-                    since.rewrite = true;
-                    since.unsaved = since.unsaved.saturating_add(hits);
-                    self.wrote_through
-                        .fetch_add(wrote_through, Ordering::AcqRel);
-                    let not_durable = since
-                        .unsaved
-                        .saturating_add(self.wrote_through.load(Ordering::Acquire));
-                    self.health.failed(err.to_string(), not_durable);
-                    if matches!(
-                        err,
-                        StoreError::Sled(_) | StoreError::Closed | StoreError::Reopen(_)
-                    ) {
-                        self.poisoned.store(true, Ordering::Release);
-                    }
+                    self.failed(since, &err, hits, wrote_through);
                     // Cached entries stay dirty by themselves; retired days must be put back.
-                    drop(days);
                     self.cache.unretire(retired);
                     return Err(err);
                 }
@@ -143,6 +120,65 @@ impl Counter {
         } else if checkpoint {
             *since = SinceCheckpoint::new();
         }
+        self.log_recovery();
+        let evicted = self.cache.sweep(self.cache.is_full());
+        telemetry::flushed(started.elapsed(), written, evicted, self.cache.len());
+        Ok(FlushReport {
+            written,
+            evicted,
+            checkpoint,
+        })
+    }
+
+    /// Writes what a flush took, durably (with any write-through before it): into the counts
+    /// tree for a checkpoint, else into the journal. Returns the bytes journaled.
+    fn write(
+        &self,
+        latest: &Batch,
+        retired: &[Retired],
+        checkpoint: bool,
+    ) -> Result<usize, StoreError> {
+        let days: Vec<DayCount<'_>> = retired
+            .iter()
+            .map(|r| DayCount {
+                key: &r.key,
+                day: r.day,
+                count: r.count,
+            })
+            .collect();
+        self.store.with(|store| {
+            if checkpoint {
+                store.checkpoint(latest, &days).map(|()| 0)
+            } else {
+                store.journal(latest, &days)
+            }
+        })
+    }
+
+    /// Records a failed write of a flush that took `hits` from the cache and `wrote_through`
+    /// written-through hits. The cache took its entries as written: the next flush rewrites
+    /// them all, as a checkpoint. That also starts a new journal: a record cut short by the
+    /// error may sit at the end of this one, and replay stops there, so nothing may be appended
+    /// after it.
+    fn failed(&self, since: &mut SinceCheckpoint, err: &StoreError, hits: u64, wrote_through: u64) {
+        since.rewrite = true;
+        since.unsaved = since.unsaved.saturating_add(hits);
+        self.wrote_through
+            .fetch_add(wrote_through, Ordering::AcqRel);
+        let not_durable = since
+            .unsaved
+            .saturating_add(self.wrote_through.load(Ordering::Acquire));
+        self.health.failed(err.to_string(), not_durable);
+        if matches!(
+            err,
+            StoreError::Sled(_) | StoreError::Closed | StoreError::Reopen(_)
+        ) {
+            self.poisoned.store(true, Ordering::Release);
+        }
+    }
+
+    /// Says in the log when durable writes work again after failing.
+    fn log_recovery(&self) {
         if let Some(ended) = self.health.recovered() {
             tracing::warn!(
                 failed_flushes = ended.attempts,
@@ -151,13 +187,6 @@ impl Counter {
                 "durable writes work again: every answered hit kept in memory is saved"
             );
         }
-        let evicted = self.cache.sweep(self.cache.is_full());
-        telemetry::flushed(started.elapsed(), written, evicted, self.cache.len());
-        Ok(FlushReport {
-            written,
-            evicted,
-            checkpoint,
-        })
     }
 
     /// After a flush that sled failed: closes the store and opens it again (sled fails every

@@ -20,7 +20,7 @@ use crate::render::badge::{self, Look};
 
 mod bodies;
 
-/// Stamps kept at most (about 1.3 KB each); the memo starts afresh when full.
+/// Stamps kept at most (each about a badge's size); the memo starts afresh when full.
 const CAPACITY: usize = 256;
 
 /// Whether the digits share one width in every font the badge styles use: if an update of the
@@ -131,9 +131,8 @@ fn write(stamps: &RwLock<Vec<Stamp>>) -> RwLockWriteGuard<'_, Vec<Stamp>> {
 
 /// A badge and the places in it where its message's digits are written. A later badge of the same
 /// shape is this one copied whole, with its message written over each place: one copy of the
-/// badge and a few small writes (appending it piece by piece between the places took a third
-/// more instructions). The copy is skipped when the reused buffer holds one of this stamp's badges
-/// already ([`bodies::filled`]), as it does for a busy page.
+/// badge and a few small writes. The copy is skipped when the reused buffer holds one of this
+/// stamp's badges already ([`bodies::filled`]), as it does for a busy page.
 #[derive(Debug)]
 struct Stamp {
     /// The message with every digit written `0`.
@@ -248,14 +247,12 @@ impl Stamp {
             .get(self.slot.clone())
             .unwrap_or_default();
         bodies::filled(self.id, self.svg.len(), |svg, holds_a_badge| {
-            // A buffer that holds one of this stamp's badges differs from this one only at the
-            // places, which are all written below.
+            // A buffer holding one of this stamp's badges differs only at the places.
             if !holds_a_badge {
                 svg.extend_from_slice(&self.svg);
             }
             for &at in &self.places {
-                // `cut` found each place within the badge, `slot.len()` long, and the message has
-                // the shape, so its slot is as long: the range is always in bounds.
+                // Always in bounds: `cut` found each place in the badge, as long as the slot.
                 if let Some(place) = svg.get_mut(at..at + written.len()) {
                     place.copy_from_slice(written);
                 }
@@ -338,8 +335,7 @@ mod tests {
 
     #[test]
     fn successive_counts_are_rendered_badges() {
-        // On one thread each badge's buffer comes back for the next, holding the badge before it:
-        // only the digits are written again, across the counts of one shape.
+        // On one thread a buffer comes back holding the badge before: only digits are written.
         let stamps = Stamps::new();
         for look in looks().into_iter().take(4) {
             for n in (990..1010).chain(9_995..10_005) {

@@ -101,13 +101,10 @@ fn bounded(key: String, max_len: usize) -> Result<String, KeyError> {
 
 /// The key of `rest` by the URL parser.
 fn parsed_key(rest: &str) -> Result<String, KeyError> {
-    // Every target is parsed as http: the scheme is not part of the key, and WHATWG parsing of a
-    // special scheme gives us IDNA, case folding, dot-segment removal and percent-encoding.
+    // Parsed as http (the scheme is no part of the key) for WHATWG's IDNA, case and dot rules.
     let mut url = Url::parse(&format!("http://{rest}")).map_err(|err| invalid(rest, err))?;
     let host = url.host_str().ok_or(KeyError::NoHost)?;
-    // Trailing dots name the same host. Drop them all (with one dropped, `a..` would give the key
-    // `a.`, which is `a` again), and parse what is left as a host again: `0..` is a domain, but
-    // `0` is the IPv4 address `0.0.0.0`, as a key given back would be read.
+    // Trailing dots name the same host: drop them all and parse again (`0..` becomes `0.0.0.0`).
     if host.ends_with('.') {
         let trimmed = host.trim_end_matches('.').to_owned();
         if trimmed.is_empty() {
@@ -159,9 +156,9 @@ impl std::ops::Deref for Key<'_> {
     }
 }
 
-/// A bounded memo of recent normalisations: a badge's page sends the same Referer or `?url=` on
-/// every view, and parsing it (the WHATWG parser, IDNA) was a visible share of a request. Holds
-/// at most `capacity` targets of at most 256 bytes each, and starts afresh when full. No I/O.
+/// A bounded memo of recent normalisations, since a badge's page sends the same Referer or
+/// `?url=` on every view and the parser (WHATWG, IDNA) need not see it again. Holds at most
+/// `capacity` targets of at most 256 bytes each, and starts afresh when full. No I/O.
 pub struct Memo {
     /// Target → key, cleared when full. Keys as `Arc`s: a hit hands one out for an increment,
     /// not a copy (an allocation).

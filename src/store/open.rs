@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use super::{DAYS_TREE, META_TREE, PAGES_TREE, Store, StoreError};
 
-/// sled's page cache; its default (1 GiB) is far more than a counter needs, and what it holds
-/// takes about three times its nominal size. Smaller caches cost no speed that shows.
+/// sled's page cache: its default (1 GiB) is far more than a counter needs, and what it holds
+/// takes several times its nominal size in memory.
 const SLED_CACHE_BYTES: u64 = 2 * 1024 * 1024;
 
 /// Why the data directory could not be opened. Each message is one sentence naming the directory.
@@ -166,6 +166,23 @@ fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
                     source,
                 });
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_open_of_one_directory_is_refused_as_locked()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let _held = Store::open(dir.path())?;
+        match Store::open(dir.path()) {
+            Err(OpenError::Locked { .. }) => Ok(()),
+            Err(other) => Err(format!("expected Locked, got {other}").into()),
+            Ok(_) => Err("second open succeeded".into()),
         }
     }
 }

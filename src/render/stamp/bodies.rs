@@ -1,13 +1,13 @@
-//! Reused buffers for the bodies of stamped badges, private to [`super`]. A badge is about 1.2 KB, past glibc's per-thread cache of
-//! small blocks (up to 1,032 bytes): allocating and freeing one for every request took about 600
-//! instructions of it. A body from [`filled`] goes back to a small pool of the thread that drops
-//! it (hyper drops it after writing, on the runtime worker that serves the connection), for the
-//! next badge. Per thread rather than shared: a mutex's lock and unlock, twice a request, cost
-//! more than the rest of the pool's work.
+//! Reused buffers for the bodies of stamped badges, private to [`super`]: a badge is larger than
+//! glibc's per-thread cache of small blocks (up to 1,032 bytes), so a fresh one per request would
+//! take the allocator's slow path. A body from [`filled`] goes back to a small pool of the thread
+//! that drops it (hyper drops it after writing, on the runtime worker that serves the
+//! connection), for the next badge. A pool per thread rather than one shared, so taking and
+//! giving back a buffer takes no lock.
 //!
 //! A buffer remembers the [`StampId`] it was last filled from. Handed to the same stamp again,
 //! it still holds that body, so only the bytes that vary need writing: for a count badge, its
-//! digits rather than the whole badge (copying 1.2 KB was about 150 instructions of a request).
+//! digits rather than the whole badge.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,8 +28,7 @@ pub(super) struct StampId(u64);
 impl StampId {
     /// An id unlike any other.
     pub(super) fn unique() -> Self {
-        // Process-wide, as the pools are: a buffer filled from one `Stamps`' stamp must never be
-        // taken for holding another's, however many there are.
+        // Process-wide like the pools, so no buffer is taken for another `Stamps`' stamp's body.
         static NEXT: AtomicU64 = AtomicU64::new(0);
         Self(NEXT.fetch_add(1, Ordering::Relaxed))
     }
