@@ -268,6 +268,15 @@ impl Counter {
     }
 }
 
+/// Runs `work` on a blocking thread and waits for it: store work never runs on the runtime's
+/// workers. A panic in `work` goes on in the caller.
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

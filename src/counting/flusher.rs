@@ -16,20 +16,16 @@ use crate::store::StoreError;
 /// After a flush that wrote or evicted, the heap's free pages go back to the system at most this
 /// often ([`memory::release_free_memory`]). sled replaces a page's copy in memory on every
 /// write and frees the old one, in the middle of the heap, where glibc never gives memory back by
-/// itself. `PASSES=3 bash benches/scale.sh` (three floods of the same 1M pages): peak RSS 129 MiB
-/// without it, 109 MiB with it. A trim of a heap that size took 8–20 ms, on a blocking thread.
+/// itself; a trim takes milliseconds, on a blocking thread.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
 
-/// Runs blocking work of the counter on a blocking thread.
+/// Runs `work` on the counter, on a blocking thread ([`super::blocking`]).
 async fn blocking<T: Send + 'static>(
     counter: &Arc<Counter>,
     work: impl FnOnce(&Counter) -> T + Send + 'static,
 ) -> T {
     let counter = Arc::clone(counter);
-    match tokio::task::spawn_blocking(move || work(&counter)).await {
-        Ok(result) => result,
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
+    super::blocking(move || work(&counter)).await
 }
 
 /// Gives the heap's free pages back to the system, on a blocking thread: it takes a while, and

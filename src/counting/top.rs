@@ -213,7 +213,7 @@ pub fn spawn_refresher(
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
             let (counter, ranking, now) = (Arc::clone(&counter), ranking.clone(), clock.now_ms());
-            let ranked = tokio::task::spawn_blocking(move || {
+            let ranked = super::blocking(move || {
                 counter.checkpoint()?;
                 counter.with_store(|store| {
                     if let Some(top_urls) = metrics {
@@ -234,9 +234,8 @@ pub fn spawn_refresher(
                 })
             });
             match ranked.await {
-                Ok(Ok(top)) => latest.set(top),
-                Ok(Err(err)) => tracing::error!(cause = %err, "ranking the top sites failed"),
-                Err(join) => std::panic::resume_unwind(join.into_panic()),
+                Ok(top) => latest.set(top),
+                Err(err) => tracing::error!(cause = %err, "ranking the top sites failed"),
             }
         }
     })

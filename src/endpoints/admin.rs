@@ -14,8 +14,9 @@ use warp::http::header::HeaderValue;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use crate::counting::blocking;
 use crate::endpoints::count::{App, target_key};
-use crate::http::error::{Error, Output, reply};
+use crate::http::error::{Error, Output, json, reply};
 use crate::http::routes::{Route, get_or_head, optional_header, with_state};
 use crate::request::guards::{client_group, client_ip};
 use crate::request::query::Query;
@@ -238,25 +239,4 @@ async fn stream_export(
 ) -> Result<Response, Error> {
     authorize(app, client, auth)?;
     export::stream(app).await
-}
-
-/// Runs store work on a blocking thread.
-pub(super) async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> Result<T, Error> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => Ok(result?),
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-}
-
-fn json(body: &impl Serialize) -> Response {
-    match serde_json::to_string(body) {
-        Ok(text) => reply(StatusCode::OK, "application/json", text),
-        Err(_) => reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain; charset=utf-8",
-            "cannot serialise the reply",
-        ),
-    }
 }

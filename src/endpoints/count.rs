@@ -29,7 +29,6 @@ mod reply;
 
 use guards::{is_secure, new_page_allowed, suppressed};
 use reply::counts_reply;
-pub(crate) use reply::json;
 
 /// What every request handler shares.
 pub struct App {

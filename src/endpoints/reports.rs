@@ -7,8 +7,8 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::clock;
-use crate::endpoints::count::{App, Visit, json, target_key};
-use crate::http::error::{Error, Output, reply};
+use crate::endpoints::count::{App, Visit, target_key};
+use crate::http::error::{Error, Output, json, reply};
 use crate::render::chart;
 use crate::request::query::Query;
 

@@ -167,6 +167,22 @@ pub fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Byt
     response
 }
 
+/// A `200` JSON reply of `body`. Serialising these plain structs cannot fail; if it ever did,
+/// the reply says so.
+pub(crate) fn json(body: &impl serde::Serialize) -> Response {
+    match serde_json::to_string(body) {
+        Ok(body) => reply(StatusCode::OK, "application/json", body),
+        Err(err) => {
+            tracing::error!(cause = %err, "cannot serialise a reply");
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "application/json",
+                r#"{"error":"cannot serialise the reply"}"#,
+            )
+        }
+    }
+}
+
 /// The reply for warp's own rejections, which here only mean "no route matched", or a body that
 /// was too large or had no length.
 pub fn rejection_reply(rejection: &warp::Rejection) -> Response {

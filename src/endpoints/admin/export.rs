@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use warp::http::header::{self, HeaderValue};
 use warp::reply::{Reply, Response};
 
-use super::blocking;
+use crate::counting::blocking;
 use crate::endpoints::count::App;
 use crate::http::error::Error;
 use crate::transfer;

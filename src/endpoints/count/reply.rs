@@ -7,7 +7,7 @@ use warp::reply::Response;
 
 use super::{App, Render};
 use crate::counting::cache::Counts;
-use crate::http::error::reply;
+use crate::http::error::{json, reply};
 use crate::render::badge;
 use crate::render::message::{self, NumberFormat, Show};
 use crate::request::query::Query;
@@ -80,20 +80,4 @@ fn badge_svg(app: &App, query: &Query, counts: Counts, key: &str) -> Bytes {
             _ => app.stamps.render(&query.look(), message),
         }
     })
-}
-
-/// A JSON reply (for the other handler modules too). Serialising these plain structs cannot
-/// fail; if it ever did, the reply says so.
-pub(crate) fn json(body: &impl Serialize) -> Response {
-    match serde_json::to_string(body) {
-        Ok(body) => reply(StatusCode::OK, "application/json", body),
-        Err(err) => {
-            tracing::error!(cause = %err, "cannot serialise a reply");
-            reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "application/json",
-                r#"{"error":"cannot serialise the reply"}"#,
-            )
-        }
-    }
 }
