@@ -5,23 +5,28 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use metrics_exporter_prometheus::PrometheusHandle;
 use tower_service::Service;
 use warp::filters::BoxedFilter;
-use warp::http::header::{self, HeaderMap, HeaderValue};
-use warp::http::{Method, Request, StatusCode};
+use warp::http::header::{self, HeaderValue};
+use warp::http::{Method, Request};
 use warp::hyper::body::Incoming;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::endpoints::count::{App, Visit};
+use crate::endpoints::admin;
+use crate::endpoints::count::App;
 use crate::endpoints::page;
-use crate::endpoints::{admin, reports};
 use crate::http::error;
 use crate::http::headers;
 use crate::telemetry;
 
 mod counting;
+mod others;
+mod parts;
+
+use others::{healthz, history_json, history_svg, metrics, preflight, top_json};
+use parts::query_and_headers;
+pub(crate) use parts::{get_or_head, optional_header, with_state};
 
 /// One endpoint's filter, boxed: a dynamic call per request keeps the route tree's type small
 /// enough for the compiler (an unboxed tree of a dozen endpoints overflows its recursion limit).
@@ -206,139 +211,9 @@ fn answering(fallback: &'static str, routes: BoxedFilter<(Answer,)>) -> BoxedFil
         .boxed()
 }
 
-/// GET|HEAD /nocount/history.json?url=…&days=30 — daily counts, oldest first.
-fn history_json(app: &Arc<App>) -> Route {
-    warp::path!("nocount" / "history.json")
-        .and(visit())
-        .and(with_state(app))
-        .then(|visit: Visit, app: Arc<App>| async move { reports::history_json(&app, &visit) })
-        .boxed()
-}
-
-/// GET|HEAD /nocount/history.svg?url=…&days=30 — a sparkline of daily counts.
-fn history_svg(app: &Arc<App>) -> Route {
-    warp::path!("nocount" / "history.svg")
-        .and(visit())
-        .and(with_state(app))
-        .then(|visit: Visit, app: Arc<App>| async move { reports::history_svg(&app, &visit) })
-        .boxed()
-}
-
-/// GET|HEAD /nocount/top.json — the top domains and URLs, as last ranked in the background.
-fn top_json(app: &Arc<App>) -> Route {
-    warp::path!("nocount" / "top.json")
-        .and(get_or_head())
-        .and(with_state(app))
-        .then(|app: Arc<App>| async move { reports::top_json(&app) })
-        .boxed()
-}
-
-/// GET|HEAD /healthz — `200 ok` when the store answers, `503` otherwise.
-fn healthz(app: &Arc<App>) -> Route {
-    warp::path!("healthz")
-        .and(get_or_head())
-        .and(with_state(app))
-        .then(|app: Arc<App>| async move { reports::healthz(&app) })
-        .boxed()
-}
-
-/// GET|HEAD /metrics — Prometheus metrics (only with `--metrics`).
-fn metrics(handle: PrometheusHandle) -> Route {
-    warp::path!("metrics")
-        .and(get_or_head())
-        .map(move || reports::metrics(&handle))
-        .boxed()
-}
-
 /// `route`'s replies, as answers of the endpoint `name`.
 fn named(name: &'static str, route: Route) -> BoxedFilter<(Answer,)> {
     route
         .map(move |response| Answer::of(name, response))
         .boxed()
-}
-
-/// OPTIONS /* — answers a CORS preflight with 204.
-fn preflight() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    // Not `warp::options()`: its MethodNotAllowed for every GET would outrank a 404 elsewhere.
-    warp::method()
-        .and_then(|method: Method| async move {
-            if method == Method::OPTIONS {
-                Ok(())
-            } else {
-                Err(warp::reject::not_found())
-            }
-        })
-        .untuple_one()
-        .and(optional_header("access-control-request-headers"))
-        .map(|requested: Option<HeaderValue>| {
-            let mut response = Response::new(Default::default());
-            *response.status_mut() = StatusCode::NO_CONTENT;
-            let headers = response.headers_mut();
-            headers.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, HEAD, OPTIONS"),
-            );
-            if let Some(requested) = requested {
-                headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested);
-            }
-            headers.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static("86400"),
-            );
-            response
-        })
-}
-
-/// Hands the shared state to a handler (as warp's `examples/todos.rs`).
-pub(crate) fn with_state(
-    app: &Arc<App>,
-) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone + use<> {
-    let app = Arc::clone(app);
-    warp::any().map(move || Arc::clone(&app))
-}
-
-/// GET or HEAD.
-pub(crate) fn get_or_head() -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    warp::get().or(warp::head()).unify()
-}
-
-/// The value of header `name`, if the request has one.
-///
-/// `header::optional` first: a request without the header then costs no rejection (which
-/// `header::value` allocates), and that is most requests for `Origin`. It refuses a value that is
-/// not visible ASCII, which `header::value` then hands over as it came.
-pub(crate) fn optional_header(
-    name: &'static str,
-) -> impl Filter<Extract = (Option<HeaderValue>,), Error = Infallible> + Clone {
-    warp::header::optional::<HeaderValue>(name)
-        .or(warp::header::value(name).map(Some))
-        .unify()
-        .or(warp::any().map(|| None))
-        .unify()
-}
-
-/// GET or HEAD, with the query string and headers; without the peer, which only the counting
-/// endpoints read (for visitor dedupe and rate limits).
-fn visit() -> impl Filter<Extract = (Visit,), Error = Rejection> + Clone {
-    warp::get()
-        .map(|| Method::GET)
-        .or(warp::head().map(|| Method::HEAD))
-        .unify()
-        .and(query_and_headers())
-        .map(|method, query, headers| Visit {
-            peer: None,
-            method,
-            query,
-            headers,
-        })
-}
-
-/// The parts of a request a [`Visit`] holds besides its method and peer: the raw query string
-/// (empty if none) and the headers.
-fn query_and_headers() -> impl Filter<Extract = (String, HeaderMap), Error = Infallible> + Clone {
-    warp::query::raw()
-        .or(warp::any().map(String::new))
-        .unify()
-        // Last, the biggest: each `and` after it would move the header map once more.
-        .and(warp::header::headers_cloned())
 }
