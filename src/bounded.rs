@@ -147,7 +147,8 @@ impl<K: Eq + Hash, V> Map<K, V> {
     }
 
     /// Inserts `key`; a full map starts afresh (every entry dropped) first. False only if
-    /// concurrent inserts filled it again meanwhile.
+    /// concurrent inserts filled it again meanwhile. Hold no entry of this map: clearing locks
+    /// every shard.
     pub(crate) fn insert_or_clear(&self, key: K, value: V) -> bool {
         if !self.room.claim_clearing(|| self.remove_where(|_, _| false)) {
             return false;
@@ -157,7 +158,8 @@ impl<K: Eq + Hash, V> Map<K, V> {
     }
 
     /// Inserts `key`; when the map is full, first drops the entries `keep` refuses. False, and
-    /// nothing inserted, if it is still full.
+    /// nothing inserted, if it is still full. Hold no entry of this map: pruning locks every
+    /// shard.
     pub(crate) fn insert_or_prune(
         &self,
         key: K,
@@ -171,7 +173,8 @@ impl<K: Eq + Hash, V> Map<K, V> {
         true
     }
 
-    /// Keeps only the entries `keep` accepts (it may change them); returns how many went.
+    /// Keeps only the entries `keep` accepts (it may change them); returns how many went. Locks
+    /// every shard in turn: hold no entry of this map.
     pub(crate) fn retain(&self, keep: impl FnMut(&K, &mut V) -> bool) -> usize {
         let removed = self.remove_where(keep);
         self.room.give_back(removed);
