@@ -13,10 +13,18 @@ use crate::config::Config;
 use crate::store::{OpenError, Store};
 use crate::transfer::{self, ImportSummary, Mode, TransferError};
 
+/// What `--version` says: the version and the target the binary was built for.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("HITCOUNTER_TARGET"),
+    ")"
+);
+
 /// hitcounter: a self-hosted page-view counter. Without a subcommand it serves.
 #[derive(Debug, Parser)]
 #[command(
-    version,
+    version = VERSION,
     about,
     args_conflicts_with_subcommands = true,
     max_term_width = 100

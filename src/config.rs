@@ -17,7 +17,7 @@ pub use settings::{ConfigError, Settings};
 /// A self-hosted page-view counter: every view of a page bumps a durable count, served as an SVG
 /// badge or as plain text.
 #[derive(Debug, Clone, Parser)]
-#[command(version, about, max_term_width = 100)]
+#[command(version = crate::cli::VERSION, about, max_term_width = 100)]
 pub struct Config {
     /// Address and port to listen on.
     #[arg(long, env = "HITCOUNTER_BIND", default_value = "127.0.0.1:8080")]
