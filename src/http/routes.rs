@@ -104,14 +104,7 @@ impl Routes {
         others.push(named("preflight", preflight().boxed()));
         // Last: it answers any other GET path that names an embedded file.
         others.push(named("web", page::files().boxed()));
-        let others = others
-            .into_iter()
-            .reduce(|first, second| first.or(second).unify().boxed())
-            .unwrap_or_else(|| {
-                warp::any()
-                    .and_then(|| async { Err(warp::reject::not_found()) })
-                    .boxed()
-            });
+        let others = one_of(others);
         // No `warp::trace::request()`: [`telemetry::request`] gives each request's debug line.
         let others = answering("none", others);
         Self { app, others }
@@ -136,14 +129,7 @@ impl Routes {
     /// made per connection, never per request. They answer every `/admin` path (without a
     /// token, with `404`), their rejections included, so that those are counted as admin.
     fn admin_for(&self, peer: Option<SocketAddr>) -> BoxedFilter<(Answer,)> {
-        let admin = admin::routes(&self.app, peer)
-            .into_iter()
-            .reduce(|first, second| first.or(second).unify().boxed())
-            .unwrap_or_else(|| {
-                warp::any()
-                    .and_then(|| async { Err(warp::reject::not_found()) })
-                    .boxed()
-            });
+        let admin = one_of(admin::routes(&self.app, peer));
         warp::path::peek()
             .and_then(|path: warp::path::Peek| {
                 std::future::ready(if path.segments().next() == Some("admin") {
@@ -209,6 +195,18 @@ fn answering(fallback: &'static str, routes: BoxedFilter<(Answer,)>) -> BoxedFil
         )
         .map(|method: Method, origin, answer: Answer| answer.to(&method, origin))
         .boxed()
+}
+
+/// The first of `routes` that takes a request, tried in order; none rejects (not found).
+fn one_of<T: Send + 'static>(routes: Vec<BoxedFilter<(T,)>>) -> BoxedFilter<(T,)> {
+    routes
+        .into_iter()
+        .reduce(|first, second| first.or(second).unify().boxed())
+        .unwrap_or_else(|| {
+            warp::any()
+                .and_then(|| async { Err::<T, _>(warp::reject::not_found()) })
+                .boxed()
+        })
 }
 
 /// `route`'s replies, as answers of the endpoint `name`.
