@@ -70,15 +70,18 @@ struct MovedPage {
     old_key: sled::IVec,
     key: String,
     stored: Stored,
-    /// The days before the latest, for the new days tree.
+    /// Its day buckets, for the new days tree.
     buckets: Vec<(u32, u64)>,
     /// The old days-tree keys to remove.
     old_buckets: Vec<sled::IVec>,
 }
 
 /// Reads the page `old_key` of the old layout with its day buckets. A total-only value (the
-/// first releases kept every day as a bucket) takes its latest bucket as its latest day; a
-/// bucket of a packed value's own day can only hold less than the value, and is dropped.
+/// first releases kept every day as a bucket) takes its latest bucket as its latest day. A
+/// bucket of a packed value's own day is kept: a flush retires a day into its bucket before it
+/// journals the value that moves past it, so after an unclean stop the bucket holds that day's
+/// final count and the value only an older one, until the journal's replay (reads take the
+/// larger of the two).
 fn moved_page(
     old_days: &sled::Tree,
     old_key: &sled::IVec,
@@ -107,9 +110,6 @@ fn moved_page(
             Stored::new(total, day, day_count)
         }
     };
-    if stored.day_count > 0 {
-        buckets.retain(|&(day, _)| day != stored.day);
-    }
     Ok(MovedPage {
         old_key: old_key.clone(),
         key,
