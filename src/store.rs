@@ -6,7 +6,8 @@
 //!
 //! Here: the trees and the store's own settings. `read` and `write` hold one page's reads and
 //! writes, `journal` the flushes between checkpoints, `bulk` imports, deletes and scans,
-//! `open` and `layout` opening a data dir (and moving an old layout), `error` the errors.
+//! `open` opening a data dir, `format` its format version and upgrades (`layout` the move from
+//! format 1), `error` the errors.
 
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +15,7 @@ mod batch;
 mod bulk;
 mod encoding;
 mod error;
+mod format;
 mod journal;
 mod layout;
 mod open;
@@ -24,6 +26,7 @@ pub use batch::Batch;
 pub use bulk::Merge;
 pub use error::StoreError;
 use error::from_transaction;
+pub use format::{FORMAT, FormatError};
 pub use open::OpenError;
 use read::stored_of;
 use write::in_id_order;

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::format::{FormatError, found_format};
 use super::{DAYS_TREE, META_TREE, PAGES_TREE, Store, StoreError};
 
 /// sled's page cache: its default (1 GiB) is far more than a counter needs, and what it holds
@@ -44,13 +45,13 @@ pub enum OpenError {
         /// What went wrong.
         source: StoreError,
     },
-    /// The pages of an older data dir could not be moved to the layout of short ids.
-    #[error("cannot move the pages in {} to the new layout: {source}", dir.display())]
-    Layout {
+    /// The directory's data format is newer than this binary's, or could not be brought up to it.
+    #[error("cannot open data directory {}: {source}", dir.display())]
+    Format {
         /// The data directory.
         dir: PathBuf,
-        /// What went wrong.
-        source: StoreError,
+        /// Why.
+        source: FormatError,
     },
     /// sled could not open the database inside the directory.
     #[error("cannot open the database in {}: {source}", dir.display())]
@@ -96,9 +97,14 @@ impl Store {
                 source,
             })
         };
+        let format = |source| OpenError::Format {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let meta = tree(META_TREE)?;
+        let found = found_format(&db, &meta).map_err(format)?;
         let pages = tree(PAGES_TREE)?;
         let days = tree(DAYS_TREE)?;
-        let meta = tree(META_TREE)?;
         let mut store = Self {
             dir: dir.to_path_buf(),
             db,
@@ -107,15 +113,7 @@ impl Store {
             meta,
             journal: Arc::new(Mutex::new(None)),
         };
-        let moved = store
-            .move_old_layout()
-            .map_err(|source| OpenError::Layout {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
-        if moved > 0 {
-            tracing::info!(moved, "moved every page to the layout of short ids");
-        }
+        store.upgrade_format(&found).map_err(format)?;
         let replayed = store
             .open_journal(dir)
             .map_err(|source| OpenError::Replay {

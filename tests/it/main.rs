@@ -5,11 +5,13 @@
 //! - [`badges`]: badges against badge-maker, days and the JSON routes;
 //! - [`admin`]: the admin API, export and import, rules, dedupe, rate limits, metrics;
 //! - [`process`]: the binary: SIGTERM, `kill -9`, start-up errors, subcommands;
+//! - [`formats`]: data dirs of earlier formats upgraded, a newer one refused;
 //! - [`robust`]: crashes under load, hostile requests, connection and storage attacks.
 
 mod admin;
 mod badges;
 mod common;
+mod formats;
 mod http;
 mod process;
 mod robust;

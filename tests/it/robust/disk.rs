@@ -109,9 +109,11 @@ fn a_page_costs_at_most_three_times_its_key_and_forty_bytes_on_disk() -> Result<
 
 /// A data dir as the layout before shortened keys wrote it, straight through sled: pages under
 /// their whole keys in `counts` (packed 20-byte values, or the first releases' 8-byte totals)
-/// and `key \0 day` buckets in `days`.
+/// and `key \0 day` buckets in `days`. Into a dir already opened, it is one whose move was cut
+/// short: such a dir has not recorded its format yet.
 fn write_old_layout(dir: &Path, pages: &[OldPage<'_>]) -> Result<(), BoxError> {
     let db = sled::open(dir)?;
+    db.open_tree("meta")?.remove("format")?;
     let counts = db.open_tree("counts")?;
     let days = db.open_tree("days")?;
     for (key, value, buckets) in pages {
