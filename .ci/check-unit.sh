@@ -3,14 +3,8 @@
 #   1. `systemd-analyze verify` accepts it with no error and no warning at all
 #      (an unknown or malformed directive is only a warning, exit status 0, so
 #      any output counts as a failure);
-#   2. `systemd-analyze security --offline=yes` rates its exposure <= MAX_EXPOSURE;
-#   3. its GLIBC_TUNABLES takes effect: glibc ignores a tunable it does not know,
-#      so a typo would turn huge pages off without a word. The binary's own
-#      dynamic loader, given the unit's GLIBC_TUNABLES, must list every tunable
-#      in it with the unit's value (`ld.so --list-tunables`). (Looking for the
-#      huge-page advice, "hg" in a started server's /proc/PID/smaps, was flaky:
-#      glibc advises only regions of 2 MiB or more, an idle server may have
-#      none yet, and 5 of 10 starts showed no advice.)
+#   2. `systemd-analyze security --offline=yes` rates its exposure <= MAX_EXPOSURE, the
+#      score it has had since it was hardened: a change that loosens it fails here.
 #
 # Usage (from anywhere, typically the repo root):
 #   bash .ci/check-unit.sh target/debug/hitcounter
@@ -25,7 +19,7 @@
 # as shipped, ExecStart path included.
 set -euo pipefail
 
-MAX_EXPOSURE=2.0
+MAX_EXPOSURE=1.1
 
 die() {
     echo "check-unit: FAIL: $*" >&2
@@ -94,19 +88,4 @@ if awk -v s="$score" -v max="$MAX_EXPOSURE" 'BEGIN { exit !(s > max) }'; then
     die "exposure $score is above the allowed $MAX_EXPOSURE"
 fi
 
-echo "== the unit's GLIBC_TUNABLES, as the loader of $binary reads them"
-tunables=$(sed -n 's/^Environment=GLIBC_TUNABLES=//p' "$unit")
-[[ -n $tunables ]] || die "the unit sets no GLIBC_TUNABLES"
-loader=$(ldd "$binary" | awk '$1 ~ /\/ld-linux/ { print $1; exit }')
-[[ -x $loader ]] || die "cannot find the dynamic loader of $binary (ldd names none)"
-listed=$(env GLIBC_TUNABLES="$tunables" "$loader" --list-tunables) ||
-    die "$loader --list-tunables failed"
-IFS=: read -ra settings <<<"$tunables"
-for setting in "${settings[@]}"; do
-    name=${setting%%=*} want=${setting#*=}
-    got=$(printf '%s\n' "$listed" | awk -F': ' -v n="$name" '$1 == n { split($2, v, " "); print v[1] }')
-    [[ -n $got ]] || die "$name, in the unit's GLIBC_TUNABLES, is not a tunable glibc knows"
-    ((got == want)) || die "$name: the unit sets $want, glibc reads $got"
-    echo "tunables: OK: $name=$want, as glibc reads it"
-done
-echo "check-unit: OK: verify clean, security exposure $score (max $MAX_EXPOSURE), tunables checked"
+echo "check-unit: OK: verify clean, security exposure $score (max $MAX_EXPOSURE)"

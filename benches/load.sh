@@ -16,11 +16,13 @@
 # ONLY="hot distinct nocount text" picks runs (all by default). FLOOR=1 measures a third server in
 # every round, `ceiling --floor` (our counting route's warp filters and reply, none of our work),
 # and adds a table of floor/ceiling and ours/floor. OURS_BIN measures another build of ours (an
-# earlier commit's, for a baseline) against the ceiling. SLICE=$DURATION gives each server its
-# round in one turn. Other settings: WARMUP (seconds, 3), OURS_PORT (18080), CEILING_PORT
-# (18081), FLOOR_PORT (18082), SERVER_CPU (0), WRK_CPU (1).
-# Needs wrk (apt-get install -y wrk), curl and taskset. Both servers get hitcounter.service's
-# GLIBC_TUNABLES (set GLIBC_TUNABLES= to run them without). Loopback only; everything it starts is
+# earlier commit's, for a baseline) against the ceiling. VS_BIN measures a second build of ours in
+# every round beside the first (e.g. the static one: VS_BIN=target/x86_64-unknown-linux-musl/
+# release/hitcounter) and adds a table of vs/ours and both peak RSS; the store checks are made on
+# the first only. SLICE=$DURATION gives each server its round in one turn. Other settings: WARMUP
+# (seconds, 3), OURS_PORT (18080), CEILING_PORT (18081), FLOOR_PORT (18082), VS_PORT (18083),
+# SERVER_CPU (0), WRK_CPU (1).
+# Needs wrk (apt-get install -y wrk), curl and taskset. Loopback only; everything it starts is
 # stopped on exit. Exits non-zero when a correctness check fails; a missed throughput target is
 # reported (MISS), not a failure.
 set -euo pipefail
@@ -35,16 +37,21 @@ OURS_PORT=${OURS_PORT:-18080}
 CEILING_PORT=${CEILING_PORT:-18081}
 FLOOR=${FLOOR:-0}
 FLOOR_PORT=${FLOOR_PORT:-18082}
+VS_BIN=${VS_BIN:-}
+VS_PORT=${VS_PORT:-18083}
 SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
 # shellcheck source=benches/load/preflight.sh
 source benches/load/preflight.sh
-preflight load.sh ROUNDS DURATION SLICE CONNECTIONS WARMUP OURS_PORT CEILING_PORT FLOOR_PORT SERVER_CPU WRK_CPU
+preflight load.sh ROUNDS DURATION SLICE CONNECTIONS WARMUP OURS_PORT CEILING_PORT FLOOR_PORT VS_PORT SERVER_CPU WRK_CPU
+if [[ -n $VS_BIN && ! -x $VS_BIN ]]; then
+    echo "load.sh: VS_BIN ($VS_BIN) is not an executable file" >&2
+    exit 2
+fi
 if ((DURATION % SLICE != 0)); then
     echo "load.sh: DURATION ($DURATION) must be a whole number of SLICEs ($SLICE)" >&2
     exit 2
 fi
-unit_environment
 
 LUA=benches/load
 OURS_BIN=${OURS_BIN:-target/release/hitcounter}
@@ -61,6 +68,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/hitcounter-load.XXXXXX")
 ours_pid=""
 ceiling_pid=""
 floor_pid=""
+vs_pid=""
 failures=0
 
 # Stops one server: SIGTERM (ours then flushes), SIGKILL if it is still there after 15 s.
@@ -79,6 +87,7 @@ cleanup() {
     stop "$ours_pid"
     stop "$ceiling_pid"
     stop "$floor_pid"
+    stop "$vs_pid"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -96,27 +105,33 @@ wait_ready() {
 }
 
 start_ceiling() {
-    env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPU" "$CEILING_BIN" --bind "127.0.0.1:$CEILING_PORT" 2>>"$work/ceiling.log" &
+    taskset -c "$SERVER_CPU" "$CEILING_BIN" --bind "127.0.0.1:$CEILING_PORT" 2>>"$work/ceiling.log" &
     ceiling_pid=$!
     wait_ready "$ceiling_pid" "http://127.0.0.1:$CEILING_PORT/"
 }
 
 start_floor() {
-    env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPU" "$CEILING_BIN" --bind "127.0.0.1:$FLOOR_PORT" --floor 2>>"$work/floor.log" &
+    taskset -c "$SERVER_CPU" "$CEILING_BIN" --bind "127.0.0.1:$FLOOR_PORT" --floor 2>>"$work/floor.log" &
     floor_pid=$!
     wait_ready "$floor_pid" "http://127.0.0.1:$FLOOR_PORT/count"
 }
 
 # Starts ours on a fresh data dir; cookies off, so every hit counts and wrk needs no cookie jar;
 # no page limits (as variables, which older builds ignore), since one wrk client makes every
-# distinct page on purpose.
+# distinct page on purpose. start_ours PID_VARIABLE BINARY PORT.
 start_ours() {
+    local -n pid=$1
     local dir
     dir=$(mktemp -d "$work/data.XXXXXX")
-    env "${SERVER_ENV[@]}" HITCOUNTER_NEW_PAGES_PER_MINUTE=0 HITCOUNTER_MAX_PAGES=0 taskset -c "$SERVER_CPU" "$OURS_BIN" --bind "127.0.0.1:$OURS_PORT" --data-dir "$dir" \
+    env HITCOUNTER_NEW_PAGES_PER_MINUTE=0 HITCOUNTER_MAX_PAGES=0 taskset -c "$SERVER_CPU" "$2" --bind "127.0.0.1:$3" --data-dir "$dir" \
         --cookie-window-secs 0 2>>"$work/ours.log" &
-    ours_pid=$!
-    wait_ready "$ours_pid" "http://127.0.0.1:$OURS_PORT/nocount?url=bench.example/ready"
+    pid=$!
+    wait_ready "$pid" "http://127.0.0.1:$3/nocount?url=bench.example/ready"
+}
+
+# Peak RSS of process $1, in MiB.
+peak_rss() {
+    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
 }
 
 # The stored count of page $1, as /nocount answers it (it never counts).
@@ -246,7 +261,7 @@ check_after() {
 # answer, in microseconds: far less sensitive to other work on the machine than req/s), p50_us and
 # p99_us (the median of the slices'), others (the percentage of the core that went to anything but
 # the server: other processes, the hypervisor, interrupts) and errors (connect/read/write/timeout).
-declare -A R_OURS R_CEILING R_FLOOR
+declare -A R_OURS R_CEILING R_FLOOR R_VS
 round_start() {
     local -n r=$1
     r=([requests]=0 [duration_us]=0 [non2xx]=0 [ticks]=0 [busy]=0 [total]=0 [p50s]="" [p99s]=""
@@ -283,28 +298,33 @@ round_line() {
 # seconds per server in slices of SLICE seconds, the servers taking turns slice by slice.
 # CHECK: "count:KEY" (the run counts KEY), "zero:KEY" (the run must not change KEY), "sample";
 # it is checked after each of our slices.
-declare -a TABLE FLOOR_TABLE
+declare -a TABLE FLOOR_TABLE VS_TABLE
 bench() {
     local name=$1 target=$2 path=$3 check=$4
     shift 4
     local ours_url="http://127.0.0.1:$OURS_PORT$path" ceiling_url="http://127.0.0.1:$CEILING_PORT$path"
     local -a ours_rps=() ceiling_rps=() ratios=() cpu_ratios=() p50s=() p99s=() ours_cpu=()
     local -a floor_rps=() floor_ratios=() floor_cpu_ratios=() over_floor=()
-    local floor_url="http://127.0.0.1:$FLOOR_PORT$path"
+    local floor_url="http://127.0.0.1:$FLOOR_PORT$path" vs_url="http://127.0.0.1:$VS_PORT$path"
+    local -a vs_rps=() vs_ratios=()
     local non2xx=0 round slice slices=$((DURATION / SLICE)) key=${check#*:} checked
     echo
     echo "== $name: $path $*"
-    start_ours
+    start_ours ours_pid "$OURS_BIN" "$OURS_PORT"
+    if [[ -n $VS_BIN ]]; then start_ours vs_pid "$VS_BIN" "$VS_PORT"; fi
     if [[ $check == zero:* ]]; then
         curl -sf -o /dev/null "http://127.0.0.1:$OURS_PORT/count?url=$key"
+        if [[ -n $VS_BIN ]]; then curl -sf -o /dev/null "http://127.0.0.1:$VS_PORT/count?url=$key"; fi
     fi
     run_wrk "$ours_pid" "$WARMUP" "$ours_url" "$@"
     run_wrk "$ceiling_pid" "$WARMUP" "$ceiling_url" "$@"
     if ((FLOOR)); then run_wrk "$floor_pid" "$WARMUP" "$floor_url" "$@"; fi
+    if [[ -n $VS_BIN ]]; then run_wrk "$vs_pid" "$WARMUP" "$vs_url" "$@"; fi
     for round in $(seq "$ROUNDS"); do
         round_start R_OURS
         round_start R_CEILING
         round_start R_FLOOR
+        round_start R_VS
         checked=$failures
         for slice in $(seq "$slices"); do
             check_before "$check"
@@ -316,6 +336,10 @@ bench() {
             if ((FLOOR)); then
                 run_wrk "$floor_pid" "$SLICE" "$floor_url" "$@"
                 add_slice R_FLOOR
+            fi
+            if [[ -n $VS_BIN ]]; then
+                run_wrk "$vs_pid" "$SLICE" "$vs_url" "$@"
+                add_slice R_VS
             fi
         done
         round_end R_OURS
@@ -342,11 +366,25 @@ bench() {
             floor_cpu_ratios+=("$(ratio "${R_CEILING[cpu_us]}" "${R_FLOOR[cpu_us]}")")
             echo "  round $round floor/ceiling ${floor_ratios[-1]}, ours/floor ${over_floor[-1]}"
         fi
+        if [[ -n $VS_BIN ]]; then
+            round_end R_VS
+            round_line "$round" vs R_VS
+            vs_rps+=("${R_VS[rps]}")
+            vs_ratios+=("$(ratio "${R_VS[rps]}" "${R_OURS[rps]}")")
+            echo "  round $round vs/ours ${vs_ratios[-1]}"
+        fi
     done
     local rss
-    rss=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$ours_pid/status")
+    rss=$(peak_rss "$ours_pid")
     stop "$ours_pid"
     ours_pid=""
+    if [[ -n $VS_BIN ]]; then
+        local vs_rss
+        vs_rss=$(peak_rss "$vs_pid")
+        stop "$vs_pid"
+        vs_pid=""
+        echo "  => vs $(median "${vs_rps[@]}") req/s, vs/ours ${vs_ratios[*]}, median $(median "${vs_ratios[@]}"), peak RSS vs ${vs_rss} MiB, ours ${rss} MiB"
+    fi
     local m_ours m_ceiling m_ratio m_cpu_ratio m_cpu m_p50 m_p99 max_p99 verdict="—"
     m_ours=$(median "${ours_rps[@]}")
     m_ceiling=$(median "${ceiling_rps[@]}")
@@ -368,6 +406,9 @@ bench() {
     if ((FLOOR)); then
         FLOOR_TABLE+=("| $label | $(median "${floor_rps[@]}") | $(median "${floor_ratios[@]}") (${floor_ratios[*]}) |\
  $(median "${floor_cpu_ratios[@]}") | $(median "${over_floor[@]}") (${over_floor[*]}) |")
+    fi
+    if [[ -n $VS_BIN ]]; then
+        VS_TABLE+=("| $label | $m_ours | $(median "${vs_rps[@]}") | $(median "${vs_ratios[@]}") (${vs_ratios[*]}) | $rss | $vs_rss |")
     fi
     TABLE+=("| $label | $m_ours | $m_ceiling | $m_ratio (${ratios[*]}) | $verdict | $m_cpu_ratio | $m_cpu |\
  $(awk -v u="$m_p50" 'BEGIN { printf "%.2f", u / 1000 }') / $(awk -v u="$m_p99" 'BEGIN { printf "%.2f", u / 1000 }') |\
@@ -392,7 +433,7 @@ echo
 echo "== Markdown for BENCHMARKS.md"
 echo
 echo "$(date -u +%Y-%m-%d), commit $commit, $(nproc) × $cpu, $(uname -sr); each server pinned to"
-echo "one core with \`${SERVER_ENV[*]}\`, wrk (\`-t1 -c$CONNECTIONS\`) on another; $ROUNDS alternating"
+echo "one core, wrk (\`-t1 -c$CONNECTIONS\`) on another; $ROUNDS alternating"
 echo "rounds of ${DURATION} s per server, taken in turns of ${SLICE} s; req/s are medians; the ratio is ours/ceiling per round (its"
 echo "median first); the CPU ratio is the median of ceiling/ours CPU time per answer, which other work"
 echo "on the machine disturbs far less."
@@ -408,6 +449,14 @@ if ((FLOOR)); then
     echo "| endpoint | floor req/s | floor/ceiling (per round) | floor CPU ratio | ours/floor (per round) |"
     echo "|---|---:|---|---:|---|"
     printf '%s\n' "${FLOOR_TABLE[@]}"
+    echo
+fi
+if [[ -n $VS_BIN ]]; then
+    echo "vs: $VS_BIN, measured in the same rounds, in turn with ours."
+    echo
+    echo "| endpoint | ours req/s | vs req/s | vs/ours (per round) | ours peak RSS MiB | vs peak RSS MiB |"
+    echo "|---|---:|---:|---|---:|---:|"
+    printf '%s\n' "${VS_TABLE[@]}"
     echo
 fi
 if ((failures > 0)); then

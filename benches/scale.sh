@@ -13,7 +13,7 @@
 # STARTS (10), CRASHES (3), CRASH_FLOOD_SECS (20: the flood before each kill -9), PASSES (1; more floods of the same pages, one after another, show what RSS does
 # under a sustained load: the target is about the first), PORT (18090), SERVER_CPU (0), WRK_CPU
 # (1), OURS_BIN (another build of ours, e.g. an earlier commit's, to measure a baseline on the same
-# machine). Ours gets hitcounter.service's GLIBC_TUNABLES (GLIBC_TUNABLES= runs it without).
+# machine).
 # Needs wrk, curl, taskset. Loopback only; everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,6 @@ WRK_CPU=${WRK_CPU:-1}
 # shellcheck source=benches/load/preflight.sh
 source benches/load/preflight.sh
 preflight scale.sh KEYS CONNECTIONS FLOOD_MAX_SECS STARTS CRASHES CRASH_FLOOD_SECS PASSES PORT SERVER_CPU WRK_CPU
-unit_environment
 
 OURS_BIN=${OURS_BIN:-target/release/hitcounter}
 SUM_BIN=target/release/examples/sum_counts
@@ -75,7 +74,7 @@ fail() {
 }
 
 start_ours() {
-    env "${SERVER_ENV[@]}" HITCOUNTER_NEW_PAGES_PER_MINUTE=0 HITCOUNTER_MAX_PAGES=0 taskset -c "$SERVER_CPU" "$OURS_BIN" --bind "127.0.0.1:$PORT" --data-dir "$data" \
+    env HITCOUNTER_NEW_PAGES_PER_MINUTE=0 HITCOUNTER_MAX_PAGES=0 taskset -c "$SERVER_CPU" "$OURS_BIN" --bind "127.0.0.1:$PORT" --data-dir "$data" \
         --cookie-window-secs 0 2>>"$work/ours.log" &
     ours_pid=$!
 }
@@ -265,8 +264,8 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo
 echo "== Markdown for BENCHMARKS.md"
 echo
-echo "$(date -u +%Y-%m-%d), commit $commit, $(nproc) × $cpu, $(uname -sr); server pinned to one core"
-echo "with \`${SERVER_ENV[*]}\`, wrk (\`-t1 -c$CONNECTIONS\`) on another; default settings (cache of"
+echo "$(date -u +%Y-%m-%d), commit $commit, $(nproc) × $cpu, $(uname -sr); server pinned to one core,"
+echo "wrk (\`-t1 -c$CONNECTIONS\`) on another; default settings (cache of"
 echo "150,000 pages, flush every 1 s)."
 echo
 echo "| check | measured | target | |"

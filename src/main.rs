@@ -8,6 +8,11 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
+/// The static build's allocator ([`hitcounter::memory`] says why).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Logging when `RUST_LOG` is unset: our own events at info. Connection errors (one for every
 /// malformed request a bot sends) are debug lines of `hitcounter::http::accept`, shown when asked for,
 /// e.g. `RUST_LOG=info,hitcounter::http::accept=debug`.

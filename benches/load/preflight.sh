@@ -1,6 +1,5 @@
-# Sourced by benches/load.sh and benches/scale.sh: checks their numeric settings, makes sure
-# the tools they drive are there (Debian's wrk is installed when missing and we are root), and
-# runs the servers with the environment hitcounter.service gives ours.
+# Sourced by benches/load.sh and benches/scale.sh: checks their numeric settings and makes sure
+# the tools they drive are there (Debian's wrk is installed when missing and we are root).
 # Usage: preflight NAME SETTING...   (each SETTING a variable name; *_CPU may be 0)
 preflight() {
     local name=$1 setting tool
@@ -21,12 +20,4 @@ preflight() {
             exit 2
         }
     done
-}
-
-# The environment hitcounter.service gives ours, for the servers alone (`env "${SERVER_ENV[@]}"
-# cmd`): its GLIBC_TUNABLES (malloc on transparent huge pages), unless GLIBC_TUNABLES is already
-# set, even empty, in which case everything inherits that one. Prints what the servers get.
-unit_environment() {
-    SERVER_ENV=("GLIBC_TUNABLES=${GLIBC_TUNABLES-$(sed -n 's/^Environment=GLIBC_TUNABLES=//p' hitcounter.service)}")
-    echo "== servers run with ${SERVER_ENV[*]}"
 }
