@@ -21,15 +21,30 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// The end of `--help`: how the environment names the options, and where each is explained.
+const ENVIRONMENT: &str = "Every option is also read from the environment: HITCOUNTER_ and its \
+    name in capitals,\ndashes as underscores (HITCOUNTER_FLUSH_INTERVAL_MS=500). --help-all \
+    explains each option.";
+
 /// hitcounter: a self-hosted page-view counter. Without a subcommand it serves.
 #[derive(Debug, Parser)]
 #[command(
     version = VERSION,
     about,
     args_conflicts_with_subcommands = true,
-    max_term_width = 100
+    max_term_width = 100,
+    disable_help_flag = true,
+    disable_help_subcommand = true,
+    after_help = ENVIRONMENT,
+    after_long_help = ENVIRONMENT
 )]
 pub struct Cli {
+    /// Print help: each option in a line.
+    #[arg(short = 'h', long = "help", action = clap::ArgAction::HelpShort, global = true)]
+    help: Option<bool>,
+    /// Print help: each option at length.
+    #[arg(long = "help-all", action = clap::ArgAction::HelpLong, global = true)]
+    help_all: Option<bool>,
     /// What to do instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -41,16 +56,25 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write every count as JSON Lines (url, total, days), from a stopped server's data dir.
+    ///
     /// Write every count as JSON Lines ({"url", "total", "days"}). The data dir must not be held
     /// by a running server (use GET /admin/export then).
     Export {
-        /// Directory of the sled database.
-        #[arg(long, env = "HITCOUNTER_DATA_DIR", default_value = "./hitcounter-data")]
+        /// The data dir, as the server's --data-dir.
+        #[arg(
+            long,
+            env = "HITCOUNTER_DATA_DIR",
+            hide_env = true,
+            default_value = "./hitcounter-data"
+        )]
         data_dir: PathBuf,
         /// Write to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Read JSON Lines made by `export` (or by hand) into the data dir.
+    ///
     /// Read JSON Lines made by `export` (or by hand) into the data dir, in atomic batches.
     Import {
         /// The JSON Lines file.
@@ -59,6 +83,8 @@ pub enum Command {
         #[command(flatten)]
         into: ImportOptions,
     },
+    /// Migrate the original Python server's SQLite file.
+    ///
     /// Migrate the original Python server's SQLite file (table url(id, url, count)).
     ImportSeed {
         /// The SQLite database file.
@@ -72,14 +98,19 @@ pub enum Command {
 /// What both imports take.
 #[derive(Debug, clap::Args)]
 pub struct ImportOptions {
-    /// `add` to the stored counts, or `replace` each imported key's total and days.
-    #[arg(long, value_enum, default_value_t = Mode::Add)]
+    /// `add` to the stored counts, or `replace` each imported page's total and days.
+    #[arg(long, value_enum, hide_possible_values = true, default_value_t = Mode::Add)]
     pub mode: Mode,
     /// Import in add mode even though this very input was imported before.
     #[arg(long)]
     pub force: bool,
-    /// Directory of the sled database.
-    #[arg(long, env = "HITCOUNTER_DATA_DIR", default_value = "./hitcounter-data")]
+    /// The data dir, as the server's --data-dir.
+    #[arg(
+        long,
+        env = "HITCOUNTER_DATA_DIR",
+        hide_env = true,
+        default_value = "./hitcounter-data"
+    )]
     pub data_dir: PathBuf,
 }
 

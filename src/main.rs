@@ -52,6 +52,7 @@ async fn serve() -> ExitCode {
     let Cli {
         command,
         serve: config,
+        ..
     } = Cli::parse();
     if let Some(command) = command {
         return match run_command(command) {

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{BIN, Process, TestResult};
+use crate::common::{BIN, BoxError, Process, TestResult};
 
 async fn hit(client: &reqwest::Client, base: &str, url: &str, n: u64) -> TestResult {
     for _ in 0..n {
@@ -300,29 +300,73 @@ fn a_bad_pattern_is_refused_naming_it_as_given() -> TestResult {
     Ok(())
 }
 
+/// The output of `hitcounter ARGS`, which must succeed.
+fn stdout_of(args: &[&str]) -> Result<String, BoxError> {
+    let output = Command::new(BIN).args(args).output()?;
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
 #[test]
-fn every_option_is_in_help_with_its_environment_variable() -> TestResult {
-    let output = Command::new(BIN).arg("--help").output()?;
-    assert!(output.status.success());
-    let help = String::from_utf8_lossy(&output.stdout);
-    for option in [
-        "bind",
-        "data-dir",
-        "flush-interval-ms",
-        "cache-capacity",
-        "cookie-window-secs",
-        "cookie-value-length",
-        "cookie-secure",
-        "trust-proxy",
-        "svg-template",
-        "max-url-length",
+fn help_fits_a_screen_and_help_all_explains_every_option() -> TestResult {
+    use clap::CommandFactory;
+    let help = stdout_of(&["--help"])?;
+    assert_eq!(stdout_of(&["-h"])?, help);
+    let all = stdout_of(&["--help-all"])?;
+    for (args, text) in [
+        (&["--help"][..], &help),
+        (&["export", "--help"], &stdout_of(&["export", "--help"])?),
+        (&["import", "--help"], &stdout_of(&["import", "--help"])?),
+        (
+            &["import-seed", "--help"],
+            &stdout_of(&["import-seed", "--help"])?,
+        ),
     ] {
+        let lines = text.lines().count();
+        let widest = text
+            .lines()
+            .map(|line| line.chars().count())
+            .max()
+            .unwrap_or(0);
         assert!(
-            help.contains(&format!("--{option}")),
-            "--{option} missing from --help"
+            lines <= 60 && widest <= 100,
+            "{args:?}: {lines} lines, {widest} columns:\n{text}"
         );
-        let env = format!("HITCOUNTER_{}", option.replace('-', "_").to_uppercase());
-        assert!(help.contains(&env), "{env} missing from --help");
     }
+    // Every option in a line of --help, and at length (with its variable's rule) in --help-all.
+    for arg in hitcounter::config::Config::command().get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "help" || long == "version" {
+            continue;
+        }
+        let flag = format!("--{long} ");
+        assert_eq!(
+            help.lines()
+                .filter(|line| line.trim_start().starts_with(&flag)
+                    || line.trim_start() == flag.trim_end())
+                .count(),
+            1,
+            "--{long} in --help:\n{help}"
+        );
+        let long_help = arg
+            .get_long_help()
+            .or(arg.get_help())
+            .ok_or(format!("--{long} has no help"))?;
+        let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let at_length = words(&long_help.to_string());
+        assert!(
+            words(&all).contains(&at_length),
+            "--help-all lacks {at_length:?}"
+        );
+    }
+    assert!(
+        help.contains("HITCOUNTER_FLUSH_INTERVAL_MS=500")
+            && all.contains("HITCOUNTER_FLUSH_INTERVAL_MS=500")
+    );
+    assert!(all.contains("a clean stop loses nothing"), "{all}");
     Ok(())
 }
