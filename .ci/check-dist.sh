@@ -3,7 +3,12 @@
 # the README, the licence and SHA256SUMS; the sums and the archive's own .sha256 verify; the
 # binary is static ("not a dynamic executable"), and its --version names the version and the
 # target; and it serves a badge inside an empty root (a chroot holding only the binary and a
-# data dir), on a free loopback port, then stops cleanly on SIGTERM.
+# data dir), on a free loopback port, then stops cleanly on SIGTERM. Then the README's deploy
+# commands (install, upgrade, back up, restore, uninstall) are run as written against the
+# archive, in a scratch root: `sudo` runs the command, paths under /usr/local/bin, /etc and
+# /var/lib are moved under that root and port 8080 to a free one, and `systemctl` does what
+# systemd would with the unit (daemon-reload: `systemd-analyze verify` of the installed unit;
+# start, stop, restart: the installed binary with the unit's environment and EnvironmentFile).
 #
 # Usage: bash .ci/check-dist.sh target/dist/hitcounter-<version>-x86_64-linux-musl.tar.gz
 set -euo pipefail
@@ -39,6 +44,98 @@ said=$("$bin" --version)
 [[ $said == "hitcounter $version (x86_64-unknown-linux-musl)" ]] || fail "--version says '$said'"
 echo "    $said, $(stat -c %s "$bin") bytes"
 
+# The README's deploy commands, block by block, in a scratch root (see the top of this file).
+deploy_commands() {
+    echo "== the README's deploy commands, in a scratch root"
+    local sys=$work/sys blocks=$work/blocks port
+    port=$(free_port)
+    mkdir -p "$sys/etc/systemd/system" "$sys/usr/local/bin" "$sys/usr/lib/systemd" "$blocks" "$work/deploy"
+    local host_units
+    for host_units in /usr/lib/systemd/system /lib/systemd/system; do
+        [[ -e $host_units/sysinit.target ]] && break
+    done
+    cp -a "$host_units" "$sys/usr/lib/systemd/system"
+    cp "$archive" "$archive.sha256" "$work/deploy/"
+    awk -v dir="$blocks" '/^## / { section = ($0 == "## Deploying with systemd") }
+        section && /^```sh$/ { n++; on = 1; next } on && /^```$/ { on = 0; next }
+        on { print > (dir "/" n ".sh") }' "$(dirname "$0")/../README.md"
+    [[ $(ls "$blocks") == $'1.sh\n2.sh\n3.sh\n4.sh\n5.sh' ]] ||
+        fail "the deploy section should hold 5 sh blocks (install, upgrade, back up, restore, uninstall), not: $(ls "$blocks")"
+    local base=http://127.0.0.1:$port
+    (
+        set -euo pipefail
+        unit_pid=""
+        trap '[[ -z $unit_pid ]] || kill -KILL "$unit_pid" 2>/dev/null' EXIT
+        cd "$work/deploy"
+        export PATH=$sys/usr/local/bin:$PATH
+        sudo() { "$@"; }
+        start_unit() {
+            # The unit's Environment= (%S is /var/lib; a DynamicUser's state lives under private/).
+            (set -a && source "$sys/etc/hitcounter/env" &&
+                exec env HITCOUNTER_DATA_DIR="$sys/var/lib/private/hitcounter" "$sys/usr/local/bin/hitcounter") \
+                >>"$work/unit.log" 2>&1 &
+            unit_pid=$!
+            for _ in $(seq 100); do
+                curl -sf -o /dev/null "$base/healthz" && return 0
+                sleep 0.1
+            done
+            fail "the installed service never answered: $(cat "$work/unit.log")"
+        }
+        stop_unit() {
+            [[ -n $unit_pid ]] || return 0
+            kill -TERM "$unit_pid"
+            wait "$unit_pid" || fail "the service did not stop cleanly: $(cat "$work/unit.log")"
+            unit_pid=""
+        }
+        systemctl() {
+            case "$*" in
+                daemon-reload)
+                    [[ -e $sys/etc/systemd/system/hitcounter.service ]] || return 0
+                    local said
+                    said=$(systemd-analyze verify --root="$sys" /etc/systemd/system/hitcounter.service 2>&1) ||
+                        fail "verify of the installed unit: $said"
+                    [[ -z $said ]] || fail "verify of the installed unit: $said" ;;
+                "enable --now hitcounter" | "start hitcounter") start_unit ;;
+                "restart hitcounter") stop_unit && start_unit ;;
+                "stop hitcounter" | "disable --now hitcounter") stop_unit ;;
+                *) fail "the README runs 'systemctl $*', which this check does not know" ;;
+            esac
+        }
+        count_is() {
+            local got
+            got=$(curl -sf "$base/nocount?url=deploy.example")
+            [[ $got == "$1" ]] || fail "after $2, deploy.example counts $got, not $1"
+        }
+        run_block() {
+            echo "    block $1: $(head -1 "$blocks/$1.sh")"
+            # shellcheck disable=SC1090 # the README's own commands, paths moved under $sys
+            source <(sed -e "s#/usr/local/bin#$sys/usr/local/bin#g" -e "s#/etc/#$sys/etc/#g" \
+                -e "s#/var/lib/#$sys/var/lib/#g" -e "s#127.0.0.1:8080#127.0.0.1:$port#g" "$blocks/$1.sh") >/dev/null
+        }
+        run_block 1 # install
+        curl -sf -o /dev/null "$base/count?url=deploy.example"
+        run_block 2 # upgrade
+        count_is 1 "the upgrade's restart"
+        run_block 3 # back up
+        grep -q '"url":"deploy.example","total":1' backup.jsonl || fail "the backup lacks deploy.example: $(cat backup.jsonl)"
+        curl -sf -o /dev/null "$base/count?url=deploy.example"
+        count_is 2 "a hit after the backup"
+        run_block 4 # restore
+        count_is 1 "the restore"
+        run_block 5 # uninstall
+        [[ -z $unit_pid ]] || fail "the service still runs after the uninstall"
+        for gone in usr/local/bin/hitcounter etc/systemd/system/hitcounter.service var/lib/private/hitcounter etc/hitcounter; do
+            [[ ! -e $sys/$gone ]] || fail "/$gone is still there after the uninstall"
+        done
+    )
+    echo "    install, upgrade, back up, restore and uninstall ran as written"
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+deploy_commands
 echo "== a badge from an empty root"
 root=$work/root
 mkdir -p "$root/data"
@@ -47,7 +144,7 @@ if ! chroot "$root" /hitcounter --version >/dev/null 2>&1; then
     echo "check-dist: skipped the empty root: chroot is not allowed here"
     exit 0
 fi
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 chroot "$root" /hitcounter --bind "127.0.0.1:$port" --data-dir /data >"$work/server.log" 2>&1 &
 pid=$!
 badge=""
