@@ -9,8 +9,11 @@
 # /var/lib are moved under that root and port 8080 to a free one, and `systemctl` does what
 # systemd would with the unit (daemon-reload: `systemd-analyze verify` of the installed unit;
 # start, stop, restart: the installed binary with the unit's environment and EnvironmentFile).
+# A binary for another architecture (aarch64) runs under qemu's user-mode emulator
+# (qemu-<arch>-static, installed from Debian when missing), in the empty root beside it; the
+# deploy commands, the same for every architecture, are run with the host's archive only.
 #
-# Usage: bash .ci/check-dist.sh target/dist/hitcounter-<version>-x86_64-linux-musl.tar.gz
+# Usage: bash .ci/check-dist.sh target/dist/hitcounter-<version>-<arch>-linux-musl.tar.gz
 set -euo pipefail
 archive=$1
 work=$(mktemp -d "${TMPDIR:-/tmp}/check-dist.XXXXXX")
@@ -26,8 +29,16 @@ fail() {
 }
 
 name=$(basename "$archive" .tar.gz)
+arch=${name%-linux-musl}
+arch=${arch##*-}
 version=${name#hitcounter-}
-version=${version%-x86_64-linux-musl}
+version=${version%-"$arch"-linux-musl}
+# How the binary is run: itself, or under qemu for another architecture.
+run=()
+if [[ $arch != "$(uname -m)" ]]; then
+    command -v "qemu-$arch-static" >/dev/null || apt-get install -y qemu-user-static >&2
+    run=("$(command -v "qemu-$arch-static")")
+fi
 
 echo "== the archive's contents"
 listed=$(tar -tzf "$archive" | sort | tr '\n' ' ')
@@ -39,9 +50,10 @@ tar -C "$work" -xzf "$archive"
 
 echo "== the binary"
 bin=$work/$name/hitcounter
-ldd "$bin" 2>&1 | grep -Eq "not a dynamic executable|statically linked" || fail "not static: $(ldd "$bin" 2>&1)"
-said=$("$bin" --version)
-[[ $said == "hitcounter $version (x86_64-unknown-linux-musl)" ]] || fail "--version says '$said'"
+linked=$(ldd "$bin" 2>&1 || true) # ldd exits 1 for a binary that is not dynamic at all
+[[ $linked == *"not a dynamic executable"* || $linked == *"statically linked"* ]] || fail "not static: $linked"
+said=$("${run[@]}" "$bin" --version)
+[[ $said == "hitcounter $version ($arch-unknown-linux-musl)" ]] || fail "--version says '$said'"
 echo "    $said, $(stat -c %s "$bin") bytes"
 
 # The README's deploy commands, block by block, in a scratch root (see the top of this file).
@@ -135,17 +147,23 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-deploy_commands
+if ((${#run[@]} == 0)); then deploy_commands; fi
 echo "== a badge from an empty root"
 root=$work/root
 mkdir -p "$root/data"
 cp "$bin" "$root/hitcounter"
-if ! chroot "$root" /hitcounter --version >/dev/null 2>&1; then
+# Inside the root, the emulator (if any) is /qemu.
+inside=(/hitcounter)
+if ((${#run[@]} > 0)); then
+    cp "${run[0]}" "$root/qemu"
+    inside=(/qemu /hitcounter)
+fi
+if ! chroot "$root" "${inside[@]}" --version >/dev/null 2>&1; then
     echo "check-dist: skipped the empty root: chroot is not allowed here"
     exit 0
 fi
 port=$(free_port)
-chroot "$root" /hitcounter --bind "127.0.0.1:$port" --data-dir /data >"$work/server.log" 2>&1 &
+chroot "$root" "${inside[@]}" --bind "127.0.0.1:$port" --data-dir /data >"$work/server.log" 2>&1 &
 pid=$!
 badge=""
 for _ in $(seq 50); do
@@ -157,5 +175,7 @@ done
 kill -TERM "$pid"
 wait "$pid" || fail "the server did not stop cleanly on SIGTERM: $(cat "$work/server.log")"
 pid=""
-[[ $(ls "$root") == $'data\nhitcounter' ]] || fail "the root holds more than it was given: $(ls "$root")"
+given=$'data\nhitcounter'
+((${#run[@]} == 0)) || given+=$'\nqemu'
+[[ $(ls "$root") == "$given" ]] || fail "the root holds more than it was given: $(ls "$root")"
 echo "check-dist: OK: $name: contents, sums, a static binary, a badge from an empty root"
