@@ -36,7 +36,9 @@ if ((HOT > PAGES)); then
     exit 2
 fi
 OURS_BIN=${OURS_BIN:-target/release/hitcounter}
-[[ $OURS_BIN != target/release/hitcounter ]] || cargo build --release --bin hitcounter
+# The same build as load.sh's (its example brings the dev-dependencies' features), so that one
+# build serves both.
+[[ $OURS_BIN != target/release/hitcounter ]] || cargo build --release --bin hitcounter --example ceiling
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hitcounter-frugal.XXXXXX")
 data=$work/data
