@@ -1,9 +1,9 @@
 //! The data dir's format version: recorded in the meta tree, brought up to date in place by a
 //! newer binary, refused by an older one with both versions named.
 //!
-//! Formats: 1, pages under their whole keys (`counts`, `days`), written until version 0.1.0
-//! moved to 2, pages under 16-byte ids (`pages`, `page-days`). Neither recorded its number: a dir
-//! without one is format 1 if it has a `counts` tree, else 2. Every format keeps its number
+//! Formats: 1, pages under their whole keys (`counts`, `days`); 2, pages under 16-byte ids
+//! (`pages`, `page-days`). Neither recorded its number: a dir without one is format 1 if it has
+//! a `counts` tree, else 2. Every format keeps its number
 //! under [`FORMAT_KEY`] in the meta tree, so that any binary can read it before anything else.
 
 use std::time::Instant;
