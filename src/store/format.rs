@@ -26,6 +26,8 @@ pub struct Found {
     pub format: u32,
     /// The hitcounter version that recorded it, if one did.
     pub written_by: Option<String>,
+    /// Whether the dir records it (formats 1 and 2 did not).
+    pub recorded: bool,
 }
 
 /// Why a data dir's format stopped it from opening.
@@ -67,7 +69,8 @@ pub(super) fn found_format(db: &sled::Db, meta: &sled::Tree) -> Result<Found, Fo
     let written_by = meta
         .get(WRITTEN_BY_KEY)?
         .map(|v| String::from_utf8_lossy(&v).into_owned());
-    let format = match meta.get(FORMAT_KEY)? {
+    let recorded = meta.get(FORMAT_KEY)?;
+    let format = match &recorded {
         Some(value) => {
             let bytes: [u8; 4] = value
                 .as_ref()
@@ -87,7 +90,11 @@ pub(super) fn found_format(db: &sled::Db, meta: &sled::Tree) -> Result<Found, Fo
         }
         None => FORMAT,
     };
-    let found = Found { format, written_by };
+    let found = Found {
+        format,
+        written_by,
+        recorded: recorded.is_some(),
+    };
     if found.format > FORMAT {
         return Err(FormatError::Newer { found });
     }
@@ -119,7 +126,7 @@ impl Store {
                 secs = started.elapsed().as_secs_f64(),
                 "upgraded the data dir"
             );
-        } else if self.meta.get(FORMAT_KEY)?.is_none() {
+        } else if !found.recorded {
             self.record_format()?;
         }
         Ok(())

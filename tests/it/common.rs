@@ -238,6 +238,12 @@ impl Process {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// The count of `url` as `/nocount` reports it.
+    pub async fn count_of(&self, url: &str) -> Result<u64, BoxError> {
+        let url = format!("{}/nocount?url={}", self.base, encode(url));
+        Ok(reqwest::get(url).await?.text().await?.trim().parse()?)
+    }
+
     pub fn signal(&self, signal: &str) -> TestResult {
         let status = Command::new("kill")
             .args([signal, &self.child.id().to_string()])

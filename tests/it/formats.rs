@@ -95,15 +95,6 @@ async fn serve_and_stop(
     Ok(server.log())
 }
 
-/// The stored count of `url`, over HTTP.
-async fn count_of(base: &str, url: &str) -> Result<u64, BoxError> {
-    let body = reqwest::get(format!("{base}/nocount?url={url}"))
-        .await?
-        .text()
-        .await?;
-    Ok(body.trim().parse()?)
-}
-
 #[tokio::test]
 async fn every_earlier_format_is_upgraded_in_place_and_read_whole() -> TestResult {
     let _heavy = HEAVY.lock().await;
@@ -117,11 +108,7 @@ async fn every_earlier_format_is_upgraded_in_place_and_read_whole() -> TestResul
                 "site-1.example/post/1",
                 "site-2.example/post/9993",
             ] {
-                assert_eq!(
-                    count_of(&server.base, url).await?,
-                    total_in(&want, url)?,
-                    "{url}"
-                );
+                assert_eq!(server.count_of(url).await?, total_in(&want, url)?, "{url}");
             }
             Ok(())
         })
@@ -137,7 +124,7 @@ async fn every_earlier_format_is_upgraded_in_place_and_read_whole() -> TestResul
         let log = serve_and_stop(&dir, async |server| {
             reqwest::get(format!("{}/count?url=example.com/hot", server.base)).await?;
             let hot = total_in(&want, "example.com/hot")?;
-            assert_eq!(count_of(&server.base, "example.com/hot").await?, hot + 1);
+            assert_eq!(server.count_of("example.com/hot").await?, hot + 1);
             Ok(())
         })
         .await?;
@@ -240,7 +227,7 @@ async fn a_newer_format_is_refused_naming_both_versions() -> TestResult {
     // Refusing it wrote nothing: back at this format, the page is there.
     set_format(FORMAT, env!("CARGO_PKG_VERSION"))?;
     serve_and_stop(&dir, async |server| {
-        assert_eq!(count_of(&server.base, "example.com/kept").await?, 1);
+        assert_eq!(server.count_of("example.com/kept").await?, 1);
         Ok(())
     })
     .await?;
